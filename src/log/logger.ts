@@ -1,0 +1,193 @@
+/**
+ * @module
+ * The plugin's logger: Multus's levels (panic < error < verbose < debug), one line per event
+ * with time, level, container id, pod and network where known, to stderr and/or a file.
+ * Each line is written with a single append so concurrent plugin runs never interleave.
+ * A small logger of our own: see README "Start-up cost" for the measurement against LogTape.
+ */
+
+/** Multus log levels, least verbose first. */
+export type LogLevel = "panic" | "error" | "verbose" | "debug";
+
+const LEVEL_RANK: Record<LogLevel, number> = { panic: 0, error: 1, verbose: 2, debug: 3 };
+
+/** Context fields printed with every line once known. */
+export interface LogContext {
+  containerId?: string;
+  pod?: string;
+  network?: string;
+}
+
+/** Rotation limits of the log file (Multus `logOptions`). */
+export interface LogRotation {
+  /** Rotate when the file reaches this many megabytes (default 100). */
+  maxSize: number;
+  /** Backups to keep (default 5). */
+  maxBackups: number;
+  /** Delete backups older than this many days (default 5). */
+  maxAge: number;
+}
+
+/** Logger settings (from the Multus netconf). */
+export interface LoggerOptions {
+  level?: LogLevel;
+  file?: string;
+  toStderr?: boolean;
+  rotation?: Partial<LogRotation>;
+}
+
+const encoder = new TextEncoder();
+
+class Logger {
+  #level: LogLevel = "panic";
+  #toStderr = true;
+  #file: string | undefined;
+  #rotation: LogRotation = { maxSize: 100, maxBackups: 5, maxAge: 5 };
+  #context: LogContext = {};
+  #fileFailed = false;
+
+  configure(options: LoggerOptions): void {
+    if (options.level) this.#level = options.level;
+    if (options.toStderr !== undefined) this.#toStderr = options.toStderr;
+    if (options.file !== undefined) this.#file = options.file || undefined;
+    if (options.rotation) this.#rotation = { ...this.#rotation, ...options.rotation };
+  }
+
+  /** Adds fields (container id, pod, network) to every following line. */
+  setContext(context: LogContext): void {
+    this.#context = { ...this.#context, ...context };
+  }
+
+  /** True when lines of `level` are written. */
+  enabled(level: LogLevel): boolean {
+    return LEVEL_RANK[level] <= LEVEL_RANK[this.#level];
+  }
+
+  error(message: string, context?: LogContext): void {
+    this.#write("error", message, context);
+  }
+
+  /** A warning: written at error level with a `warning: ` prefix, as Multus does. */
+  warn(message: string, context?: LogContext): void {
+    this.#write("error", `warning: ${message}`, context);
+  }
+
+  verbose(message: string, context?: LogContext): void {
+    this.#write("verbose", message, context);
+  }
+
+  debug(message: string, context?: LogContext): void {
+    this.#write("debug", message, context);
+  }
+
+  /**
+   * Writes a line whatever the level: the final error of a failed command. It always reaches
+   * stderr, and the log file when one is set.
+   */
+  always(level: LogLevel, message: string, context?: LogContext): void {
+    const line = this.#format(level, message, context);
+    this.#toFile(line);
+    writeStderr(line);
+  }
+
+  #write(level: LogLevel, message: string, context?: LogContext): void {
+    if (!this.enabled(level)) return;
+    const line = this.#format(level, message, context);
+    if (this.#toStderr) writeStderr(line);
+    this.#toFile(line);
+  }
+
+  #format(level: LogLevel, message: string, context?: LogContext): string {
+    const ctx = { ...this.#context, ...context };
+    const parts = [new Date().toISOString(), `[${level}]`];
+    if (ctx.containerId) parts.push(`container=${ctx.containerId.slice(0, 12)}`);
+    if (ctx.pod) parts.push(`pod=${ctx.pod}`);
+    if (ctx.network) parts.push(`network=${ctx.network}`);
+    // One event, one line: embedded newlines would let two runs' lines interleave.
+    parts.push(message.replace(/\r?\n/g, "\\n"));
+    return parts.join(" ") + "\n";
+  }
+
+  #toFile(line: string): void {
+    if (!this.#file || this.#fileFailed) return;
+    try {
+      this.#rotateIfNeeded(this.#file);
+      const file = Deno.openSync(this.#file, { append: true, create: true, mode: 0o600 });
+      try {
+        file.writeSync(encoder.encode(line));
+      } finally {
+        file.close();
+      }
+    } catch (err) {
+      // An unwritable log file must not fail the CNI command; say so once on stderr.
+      this.#fileFailed = true;
+      writeStderr(
+        `${new Date().toISOString()} [error] cannot write log file ${this.#file}: ${
+          (err as Error).message
+        }\n`,
+      );
+    }
+  }
+
+  #rotateIfNeeded(path: string): void {
+    let size: number;
+    try {
+      size = Deno.statSync(path).size;
+    } catch {
+      return;
+    }
+    if (size < this.#rotation.maxSize * 1024 * 1024) return;
+    const stamp = new Date().toISOString().replace(/[:]/g, "-");
+    const dot = path.lastIndexOf(".");
+    const slash = path.lastIndexOf("/");
+    const backup = dot > slash
+      ? `${path.slice(0, dot)}-${stamp}${path.slice(dot)}`
+      : `${path}-${stamp}`;
+    try {
+      Deno.renameSync(path, backup);
+    } catch {
+      return; // another run rotated it first
+    }
+    this.#pruneBackups(path);
+  }
+
+  #pruneBackups(path: string): void {
+    const slash = path.lastIndexOf("/");
+    const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
+    const base = path.slice(slash + 1);
+    const dot = base.lastIndexOf(".");
+    const stem = dot > 0 ? base.slice(0, dot) : base;
+    const backups: { name: string; mtime: number }[] = [];
+    for (const entry of Deno.readDirSync(dir)) {
+      if (!entry.isFile || entry.name === base || !entry.name.startsWith(`${stem}-`)) continue;
+      const mtime = Deno.statSync(`${dir}/${entry.name}`).mtime?.getTime() ?? 0;
+      backups.push({ name: entry.name, mtime });
+    }
+    backups.sort((a, b) => b.mtime - a.mtime);
+    const oldest = Date.now() - this.#rotation.maxAge * 86_400_000;
+    backups.forEach((b, i) => {
+      if (i >= this.#rotation.maxBackups || b.mtime < oldest) {
+        try {
+          Deno.removeSync(`${dir}/${b.name}`);
+        } catch { /* already gone */ }
+      }
+    });
+  }
+}
+
+function writeStderr(line: string): void {
+  try {
+    Deno.stderr.writeSync(encoder.encode(line));
+  } catch {
+    // stderr closed: nothing else to do
+  }
+}
+
+/** Parses a Multus `logLevel` (case-insensitive); undefined for unknown values. */
+export function parseLogLevel(value: string): LogLevel | undefined {
+  const level = value.toLowerCase();
+  return level in LEVEL_RANK ? (level as LogLevel) : undefined;
+}
+
+/** The process-wide logger. */
+export const log: Logger = new Logger();

@@ -1,0 +1,147 @@
+/**
+ * @module
+ * CNI ADD: attach every network in order, return the default network's result; on any
+ * failure roll back what was attached, in reverse order, so nothing is left (decision 10).
+ */
+
+import { CniError, CniErrorCode } from "../cni/errors.ts";
+import { addNetwork, delNetwork } from "../cni/invoke.ts";
+import { type CniResult, convertResult, type ResultCurrent, resultToJson } from "../cni/result.ts";
+import { log } from "../log/logger.ts";
+import { planInterfaces } from "./delegate.ts";
+import { delegateArgs, explain, type Invocation, podLabel, runtimeConfFor } from "./invocation.ts";
+import { type AttachedNetwork, planAdd } from "./resolve.ts";
+import { type CachedDelegate, removeScratchCache, saveScratchCache } from "./scratch_cache.ts";
+import { waitForReadinessIndicator } from "./readiness.ts";
+import { checkRequestCapabilities, verifyRequests } from "./requests.ts";
+
+/** Runs ADD and returns the result text for stdout. */
+export async function cmdAdd(inv: Invocation): Promise<string> {
+  const { conf, request } = inv;
+  await waitForReadinessIndicator(inv);
+  const plan = await planAdd(inv);
+  if (plan.pod) inv.pod = plan.pod;
+  if (plan.emptyResult) return emptyResult(inv);
+
+  const args = delegateArgs(inv);
+  const delegates: CachedDelegate[] = planInterfaces(plan.delegates, request.ifName).map((d) => ({
+    ...d,
+    pod: inv.pod,
+    args,
+  }));
+  for (const d of delegates) {
+    checkRequestCapabilities(d, podLabel(inv));
+    d.capabilityArgs = runtimeConfFor(inv, d, "ADD").capabilityArgs;
+  }
+
+  // Before the first delegate runs: a crash from here on leaves DEL all it needs.
+  await saveScratchCache(conf.cniDir, request.containerId, delegates);
+
+  const attached: AttachedNetwork[] = [];
+  for (let i = 0; i < delegates.length; i++) {
+    const d = delegates[i];
+    const what = `Cannot attach network "${d.name}" as ${d.ifName} to ${podLabel(inv)}`;
+    let added = false;
+    try {
+      log.verbose(`ADD ${d.name} as ${d.ifName}`, { network: d.name });
+      const result = await addNetwork(d.config, runtimeConfFor(inv, d, "ADD"));
+      added = true;
+      attached.push({ delegate: d, result });
+      verifyRequests(d, result);
+      log.verbose(`ADD ${d.name} as ${d.ifName} done: ${resultToJson(result)}`, {
+        network: d.name,
+      });
+    } catch (err) {
+      throw await rollBack(inv, delegates.slice(0, i + 1), explain(err, what), !added);
+    }
+  }
+
+  const master = attached[0].result;
+  let output: string;
+  try {
+    output = resultToJson(convertResult(master, conf.cniVersion));
+  } catch (err) {
+    throw await rollBack(
+      inv,
+      delegates,
+      explain(
+        err,
+        `Cannot return the result of "${delegates[0].name}" as version "${conf.cniVersion}"`,
+      ),
+    );
+  }
+
+  const background = plan.background?.(attached).catch((err) =>
+    log.warn(`could not send events: ${(err as Error).message}`)
+  );
+  if (plan.publish) {
+    try {
+      await plan.publish(attached);
+    } catch (err) {
+      throw await rollBack(
+        inv,
+        delegates,
+        explain(err, `Cannot publish the network status of ${podLabel(inv)}`),
+      );
+    }
+  }
+  await background;
+  return output;
+}
+
+/**
+ * DELs `delegates` in reverse order, continuing past failures (the last one too when its
+ * ADD failed: `lastAddFailed`). Returns `cause` with what
+ * could not be released added to its details; the scratch cache is removed only when
+ * everything was released (else the runtime's DEL finishes the job from it).
+ */
+async function rollBack(
+  inv: Invocation,
+  delegates: CachedDelegate[],
+  cause: CniError,
+  lastAddFailed = false,
+): Promise<CniError> {
+  const failures: string[] = [];
+  const failed = delegates.length - 1;
+  for (const [i, d] of [...delegates.entries()].reverse()) {
+    try {
+      await delNetwork(d.config, runtimeConfFor(inv, d, "DEL"));
+    } catch (err) {
+      const message = `${d.name} (${d.ifName}): ${(err as Error).message}`;
+      // The delegate whose ADD failed cleans up after itself (CNI spec); its DEL is a
+      // courtesy that often fails for the same reason as its ADD.
+      if (i === failed && lastAddFailed) {
+        log.verbose(`rollback DEL of the failed delegate ${message}`);
+      } else failures.push(message);
+    }
+  }
+  if (failures.length === 0) {
+    await removeScratchCache(inv.conf.cniDir, inv.request.containerId).catch((err) =>
+      failures.push(`scratch cache: ${(err as Error).message}`)
+    );
+  }
+  const rolledBack = failures.length === 0
+    ? "every network attached so far was rolled back"
+    : `rollback could not release: ${failures.join("; ")}; the runtime's DEL will retry`;
+  log.error(`${cause.message} (${rolledBack})`);
+  return new CniError(cause.code, cause.message, {
+    details: [cause.details, rolledBack].filter(Boolean).join("; "),
+    cause,
+  });
+}
+
+/** The result for a pod that no longer exists (Multus: success without attaching). */
+function emptyResult(inv: Invocation): string {
+  const result: ResultCurrent = {
+    cniVersion: "1.1.0",
+    interfaces: [{ name: inv.request.ifName, sandbox: inv.request.netns }],
+    ips: [{ address: "0.0.0.0/0", gateway: "0.0.0.0" }],
+  };
+  let converted: CniResult = result;
+  try {
+    converted = convertResult(result, inv.conf.cniVersion);
+  } catch (err) {
+    throw new CniError(CniErrorCode.Internal, (err as Error).message);
+  }
+  return resultToJson(converted);
+}

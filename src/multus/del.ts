@@ -1,0 +1,70 @@
+/**
+ * @module
+ * CNI DEL (decision 9): works from the scratch cache alone; idempotent; succeeds with the
+ * netns, the pod or the API server gone; continues past a failing delegate and reports only
+ * what really could not be released.
+ */
+
+import { CniError, CniErrorCode } from "../cni/errors.ts";
+import { delNetwork } from "../cni/invoke.ts";
+import { log } from "../log/logger.ts";
+import { type Delegate, planInterfaces } from "./delegate.ts";
+import { type Invocation, podLabel, runtimeConfFor } from "./invocation.ts";
+import { planDelWithoutCache } from "./resolve.ts";
+import { type CachedDelegate, loadScratchCache, removeScratchCache } from "./scratch_cache.ts";
+
+/** Runs DEL; resolves when everything known was released. */
+export async function cmdDel(inv: Invocation): Promise<void> {
+  const { conf, request } = inv;
+  const cache = await loadScratchCache(conf.cniDir, request.containerId, request.ifName);
+  let delegates: CachedDelegate[];
+  if (cache.kind === "found") {
+    delegates = cache.delegates;
+    const cachedPod = delegates.find((d) => d.pod)?.pod;
+    if (!inv.pod && cachedPod) inv.pod = cachedPod;
+  } else {
+    if (cache.kind === "corrupt") {
+      log.error(`ignoring unreadable scratch cache ${cache.path}: ${cache.reason}`);
+    }
+    let fallback: Delegate[];
+    try {
+      fallback = await planDelWithoutCache(inv);
+    } catch (err) {
+      log.warn(
+        `DEL of ${podLabel(inv)}: no scratch cache and the networks cannot be rebuilt (${
+          (err as Error).message
+        }); nothing known to delete`,
+      );
+      fallback = [];
+    }
+    delegates = planInterfaces(fallback, request.ifName);
+  }
+
+  const failures: string[] = [];
+  let firstError: unknown;
+  for (const d of [...delegates].reverse()) {
+    try {
+      log.verbose(`DEL ${d.name} (${d.ifName})`, { network: d.name });
+      await delNetwork(d.config, runtimeConfFor(inv, d, "DEL"));
+    } catch (err) {
+      firstError ??= err;
+      failures.push(`network "${d.name}" (${d.ifName}): ${(err as Error).message}`);
+      log.error(`DEL ${d.name} (${d.ifName}) failed: ${(err as Error).message}`, {
+        network: d.name,
+      });
+    }
+  }
+
+  if (failures.length > 0) {
+    const code = firstError instanceof CniError ? firstError.code : CniErrorCode.Internal;
+    throw new CniError(
+      code,
+      `Cannot release every network of ${podLabel(inv)}: ${failures.join(" / ")}`,
+      {
+        details:
+          "The other networks were released; the scratch cache is kept so the runtime's next DEL retries only after the cause is fixed",
+      },
+    );
+  }
+  if (cache.kind !== "absent") await removeScratchCache(conf.cniDir, request.containerId);
+}

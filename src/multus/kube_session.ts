@@ -1,0 +1,32 @@
+/**
+ * @module
+ * The API client of this run: from `kubeconfig` when set, else from the in-cluster
+ * environment, else none (delegates and files only). Read once per run.
+ */
+
+import { KubeClient } from "../k8s/client.ts";
+import { inClusterCredentials, loadKubeconfig } from "../k8s/kubeconfig.ts";
+import type { Invocation } from "./invocation.ts";
+
+let session: Promise<KubeClient | undefined> | undefined;
+
+/** The API client for this run, or undefined when no API access is configured. */
+export function openKubeClient(inv: Invocation): Promise<KubeClient | undefined> {
+  session ??= create(inv);
+  return session;
+}
+
+async function create(inv: Invocation): Promise<KubeClient | undefined> {
+  const { conf } = inv;
+  const env = Deno.env.toObject();
+  let credentials;
+  if (conf.kubeconfig !== "") credentials = await loadKubeconfig(conf.kubeconfig);
+  else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
+    credentials = await inClusterCredentials(env);
+  } else return undefined;
+  const total = conf.apiTimeoutSeconds * 1000;
+  return new KubeClient(credentials, {
+    totalTimeoutMs: total,
+    requestTimeoutMs: Math.min(10_000, total),
+  });
+}

@@ -1,0 +1,183 @@
+/**
+ * @module
+ * The CNI plugin: parses the request, loads the configuration, checks versions, and runs
+ * the command. Returns what goes to stdout; errors are thrown and printed by `main.ts`.
+ */
+
+import { CniError, CniErrorCode } from "../cni/errors.ts";
+import {
+  type CniRequest,
+  parseConfigText,
+  parseRequest,
+  validateNetworkName,
+} from "../cni/request.ts";
+import {
+  CURRENT_VERSION,
+  isSupportedVersion,
+  SUPPORTED_VERSIONS,
+  versionAtLeast,
+} from "../cni/version.ts";
+import { log } from "../log/logger.ts";
+import { loadMultusNetConf, type MultusNetConf, NETCONF_DEFAULTS } from "./netconf.ts";
+import { type Invocation, podFromArgs } from "./invocation.ts";
+
+/** The outcome of one CNI command. */
+export interface CniOutcome {
+  stdout: string;
+  /** cniVersion to put in an error, when known. */
+  cniVersion?: string;
+}
+
+/** Runs the CNI command described by `env` with `readStdin` as the configuration source. */
+export async function runCniCommand(
+  env: Record<string, string | undefined>,
+  readStdin: () => Promise<string>,
+): Promise<string> {
+  const request = parseRequest(env);
+  if (request.command === "VERSION") {
+    return JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS });
+  }
+  const stdin = await readStdinOrFail(readStdin);
+  log.setContext({ containerId: request.containerId || undefined });
+  const { pod, infraContainerId } = podFromArgs(request.args);
+  if (pod) log.setContext({ pod: `${pod.namespace}/${pod.name}` });
+
+  let conf: MultusNetConf;
+  try {
+    conf = loadMultusNetConf(stdin);
+  } catch (err) {
+    if (request.command !== "DEL") throw err;
+    // DEL must not wedge a pod because of a broken config: the scratch cache in the default
+    // cniDir holds everything needed (decision 9).
+    log.error(
+      `DEL with an unusable multus configuration (${
+        (err as Error).message
+      }); using the scratch cache in ${NETCONF_DEFAULTS.cniDir}`,
+    );
+    conf = fallbackConf();
+  }
+  configureLogging(conf);
+  for (const warning of conf.warnings) log.warn(warning);
+  checkConfigName(conf, request);
+  checkVersion(conf, request);
+
+  const inv: Invocation = { request, conf, pod, infraContainerId };
+  switch (request.command) {
+    case "ADD": {
+      await checkNetns(request);
+      const { cmdAdd } = await import("./add.ts");
+      return await cmdAdd(inv);
+    }
+    case "DEL": {
+      await checkNetns(request);
+      const { cmdDel } = await import("./del.ts");
+      await cmdDel(inv);
+      return "";
+    }
+    case "CHECK": {
+      const { cmdCheck } = await import("./check.ts");
+      await cmdCheck(inv);
+      return "";
+    }
+    case "STATUS": {
+      const { cmdStatus } = await import("./status_gc.ts");
+      await cmdStatus(inv);
+      return "";
+    }
+    case "GC": {
+      const { cmdGc, validAttachmentsOf } = await import("./status_gc.ts");
+      await cmdGc(inv, validAttachmentsOf(parseConfigText(stdin)));
+      return "";
+    }
+  }
+}
+
+async function readStdinOrFail(readStdin: () => Promise<string>): Promise<string> {
+  try {
+    return await readStdin();
+  } catch (err) {
+    throw new CniError(
+      CniErrorCode.IoFailure,
+      `Cannot read the network configuration from stdin: ${(err as Error).message}`,
+    );
+  }
+}
+
+function configureLogging(conf: MultusNetConf): void {
+  log.configure({
+    level: conf.logLevel,
+    file: conf.logFile,
+    toStderr: conf.logToStderr,
+    rotation: {
+      maxSize: conf.logOptions.maxSize,
+      maxBackups: conf.logOptions.maxBackups,
+      maxAge: conf.logOptions.maxAge,
+    },
+  });
+}
+
+function checkConfigName(conf: MultusNetConf, request: CniRequest): void {
+  if (request.command === "DEL" && conf.name === "") return;
+  validateNetworkName(conf.name);
+}
+
+function checkVersion(conf: MultusNetConf, request: CniRequest): void {
+  const version = conf.cniVersion === "" ? "0.1.0" : conf.cniVersion;
+  if (!isSupportedVersion(version)) {
+    throw new CniError(CniErrorCode.IncompatibleVersion, "incompatible CNI versions", {
+      details: `config is "${conf.cniVersion}", plugin supports ${
+        JSON.stringify(SUPPORTED_VERSIONS)
+      }`,
+    });
+  }
+  const needs = { CHECK: "0.4.0", STATUS: "1.1.0", GC: "1.1.0" } as Record<string, string>;
+  const min = needs[request.command];
+  if (min && !versionAtLeast(version, min)) {
+    throw new CniError(
+      CniErrorCode.IncompatibleVersion,
+      `config version does not allow ${request.command}`,
+      { details: `config is "${conf.cniVersion}"; ${request.command} needs ${min} or later` },
+    );
+  }
+}
+
+/**
+ * ADD and DEL must never act on the plugin's own network namespace (libcni skel), and ADD
+ * needs the namespace to exist.
+ */
+async function checkNetns(request: CniRequest): Promise<void> {
+  if (request.netns === "") return;
+  let target: Deno.FileInfo;
+  try {
+    target = await Deno.stat(request.netns);
+  } catch {
+    if (request.command === "ADD") {
+      throw new CniError(
+        CniErrorCode.UnknownContainer,
+        `Cannot add networks: the network namespace ${request.netns} does not exist`,
+        { details: "The container's sandbox is gone; the runtime will create a new one" },
+      );
+    }
+    return;
+  }
+  try {
+    const own = await Deno.stat("/proc/self/ns/net");
+    if (own.ino === target.ino && own.dev === target.dev) {
+      throw new CniError(
+        CniErrorCode.InvalidEnvironment,
+        "plugin's netns and netns from CNI_NETNS should not be the same",
+        { details: `CNI_NETNS=${request.netns} is the host's own network namespace` },
+      );
+    }
+  } catch (err) {
+    if (err instanceof CniError) throw err;
+  }
+}
+
+function fallbackConf(): MultusNetConf {
+  return {
+    ...loadMultusNetConf(JSON.stringify({ name: "multus", clusterNetwork: "-" })),
+    name: "",
+    clusterNetwork: "",
+  };
+}

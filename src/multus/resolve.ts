@@ -1,0 +1,78 @@
+/**
+ * @module
+ * Which networks a pod gets. Delegates mode: the static `delegates` list. Kubernetes mode
+ * (a kubeconfig is configured): the cluster network plus the pod's annotations, resolved
+ * through the API before anything runs (see `k8s_networks.ts`).
+ */
+
+import type { CniResult } from "../cni/result.ts";
+import type { Delegate } from "./delegate.ts";
+import type { Invocation } from "./invocation.ts";
+import type { PodIdentity } from "./scratch_cache.ts";
+
+/** A delegate attached by ADD, with its result. */
+export interface AttachedNetwork {
+  delegate: Delegate & { ifName: string; isMaster: boolean };
+  result: CniResult;
+}
+
+/** What ADD must do for this pod. */
+export interface AddPlan {
+  delegates: Delegate[];
+  /** The pod, with its UID from the API when it was looked up. */
+  pod?: PodIdentity;
+  /** Runs after every delegate succeeded (network-status); a failure rolls ADD back. */
+  publish?: (attached: AttachedNetwork[]) => Promise<void>;
+  /** Extra work that must not delay ADD (events); awaited with a short cap at the end. */
+  background?: (attached: AttachedNetwork[]) => Promise<void>;
+  /** Set when ADD must succeed without attaching anything (the pod no longer exists). */
+  emptyResult?: boolean;
+}
+
+/** Networks to add for this invocation. */
+export async function planAdd(inv: Invocation): Promise<AddPlan> {
+  if (usesKubernetes(inv)) {
+    const { planKubernetesAdd } = await import("./k8s_networks.ts");
+    return await planKubernetesAdd(inv);
+  }
+  return { delegates: staticDelegates(inv), pod: inv.pod };
+}
+
+/**
+ * Networks to delete when no scratch cache exists. ADD writes the cache before any delegate
+ * runs and removes it only after a full rollback or DEL, so in delegates mode nothing is
+ * left to delete. In Kubernetes mode the networks are rebuilt from the API when it answers,
+ * as Multus does (a cache lost with the node's disk).
+ */
+export async function planDelWithoutCache(inv: Invocation): Promise<Delegate[]> {
+  if (usesKubernetes(inv)) {
+    const { planKubernetesDelWithoutCache } = await import("./k8s_networks.ts");
+    return await planKubernetesDelWithoutCache(inv);
+  }
+  return [];
+}
+
+/** The static delegates of delegates mode (CHECK without a cache). */
+export function staticNetworks(inv: Invocation): Delegate[] {
+  return staticDelegates(inv);
+}
+
+/** The cluster default network (STATUS, GC). */
+export async function defaultNetwork(inv: Invocation): Promise<Delegate> {
+  if (inv.conf.clusterNetwork !== "") {
+    const { resolveClusterNetwork } = await import("./k8s_networks.ts");
+    return await resolveClusterNetwork(inv);
+  }
+  return staticDelegates(inv)[0];
+}
+
+/** True when networks come from the Kubernetes API (kubeconfig or in-cluster variables). */
+export function usesKubernetes(inv: Invocation): boolean {
+  return inv.conf.kubeconfig !== "" || inv.conf.clusterNetwork !== "" ||
+    (Deno.env.get("KUBERNETES_SERVICE_HOST") !== undefined &&
+      Deno.env.get("KUBERNETES_SERVICE_PORT") !== undefined);
+}
+
+function staticDelegates(inv: Invocation): Delegate[] {
+  return inv.conf.delegates.map((config) => ({ name: config.name, config }));
+}

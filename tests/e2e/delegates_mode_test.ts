@@ -1,0 +1,346 @@
+/**
+ * End-to-end tests of delegates mode: the plugin run through its launcher by a "runtime"
+ * (this test), in fresh network namespaces, with Debian's reference plugins.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { makeTestRoot, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
+import {
+  deleteHostLink,
+  hostLinkExists,
+  HostVeth,
+  listFiles,
+  TestNetns,
+} from "../helpers/netns.ts";
+
+interface Fixture {
+  root: TestRoot;
+  ns: TestNetns;
+  veth: HostVeth;
+  bridge: string;
+  leaseDir: string;
+  containerId: string;
+  cleanup(): Promise<void>;
+}
+
+async function fixture(): Promise<Fixture> {
+  const root = await makeTestRoot();
+  const ns = await TestNetns.create();
+  const veth = await HostVeth.create();
+  const bridge = `mtbr${uniqueSuffix()}`;
+  return {
+    root,
+    ns,
+    veth,
+    bridge,
+    leaseDir: join(root.dir, "leases"),
+    containerId: `ctr-${uniqueSuffix()}${uniqueSuffix()}`,
+    async cleanup() {
+      await ns.remove();
+      await veth.remove();
+      await deleteHostLink(bridge);
+      await root.cleanup();
+    },
+  };
+}
+
+let subnetCounter = 10 + Math.floor(Math.random() * 100);
+
+/** A bridge+host-local master and a macvlan+static extra, as in the demo. */
+function demoConf(f: Fixture, version: string, extra: Record<string, unknown> = {}) {
+  const subnet = subnetCounter++;
+  return {
+    cniVersion: version,
+    name: "multus-test",
+    type: "multus",
+    cniDir: f.root.cniDir,
+    binDir: f.root.binDir,
+    logFile: f.root.logFile,
+    logLevel: "debug",
+    logToStderr: false,
+    delegates: [
+      {
+        cniVersion: version,
+        name: "bridge-net",
+        type: "bridge",
+        bridge: f.bridge,
+        isGateway: true,
+        ipam: {
+          type: "host-local",
+          subnet: `10.231.${subnet}.0/24`,
+          dataDir: f.leaseDir,
+          routes: [{ dst: "0.0.0.0/0" }],
+        },
+      },
+      {
+        cniVersion: version,
+        name: "macvlan-net",
+        type: "macvlan",
+        master: f.veth.a,
+        mode: "bridge",
+        ipam: {
+          type: "static",
+          addresses: [{ address: `10.232.${subnet}.10/24`, gateway: `10.232.${subnet}.1` }],
+          routes: [{ dst: `10.233.${subnet}.0/24`, gw: `10.232.${subnet}.1` }],
+        },
+      },
+    ],
+    ...extra,
+  };
+}
+
+function call(f: Fixture, command: string, config: Record<string, unknown>) {
+  return f.root.run({
+    command,
+    containerId: f.containerId,
+    netns: f.ns.path,
+    ifName: "eth0",
+    args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1",
+    config,
+  });
+}
+
+function subnetOf(conf: ReturnType<typeof demoConf>): number {
+  return Number((conf.delegates[0].ipam as { subnet: string }).subnet.split(".")[2]);
+}
+
+for (const version of ["0.3.1", "0.4.0", "1.0.0"]) {
+  Deno.test(`ADD attaches eth0 (bridge) and net1 (macvlan) and returns the ${version} result`, async () => {
+    const f = await fixture();
+    try {
+      const conf = demoConf(f, version);
+      const n = subnetOf(conf);
+      const add = await call(f, "ADD", conf);
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+
+      assert.deepEqual(await f.ns.ipv4("eth0"), [`10.231.${n}.2/24`]);
+      assert.deepEqual(await f.ns.ipv4("net1"), [`10.232.${n}.10/24`]);
+      const routes = await f.ns.routes();
+      assert.ok(
+        routes.some((r) =>
+          r.dst === "default" && r.gateway === `10.231.${n}.1` && r.dev === "eth0"
+        ),
+      );
+      assert.ok(
+        routes.some((r) =>
+          r.dst === `10.233.${n}.0/24` && r.gateway === `10.232.${n}.1` && r.dev === "net1"
+        ),
+      );
+
+      const result = add.json!;
+      assert.equal(result.cniVersion, version);
+      const ips = result.ips as Record<string, unknown>[];
+      assert.equal(ips.length, 1, "only the default network's result is returned");
+      assert.equal(ips[0].address, `10.231.${n}.2/24`);
+      assert.equal(ips[0].gateway, `10.231.${n}.1`);
+      assert.equal(
+        "version" in ips[0],
+        version !== "1.0.0",
+        "ips[].version exists only before 1.0.0",
+      );
+      const ifaces = result.interfaces as Record<string, unknown>[];
+      const eth0 = ifaces[ips[0].interface as number];
+      assert.equal(eth0.name, "eth0");
+      assert.equal(eth0.sandbox, f.ns.path);
+      assert.equal(eth0.mac, (await f.ns.link("eth0"))!.address);
+      assert.deepEqual(result.routes, [{ dst: "0.0.0.0/0" }]);
+
+      const del = await call(f, "DEL", conf);
+      assert.equal(del.code, 0, del.stdout + del.stderr);
+      assert.equal(del.stdout, "");
+      assert.equal(await f.ns.link("eth0"), undefined);
+      assert.equal(await f.ns.link("net1"), undefined);
+      assert.deepEqual(await listFiles(f.root.cniDir), [], "no cache entry is left");
+      const leases = (await listFiles(f.leaseDir)).filter((p) => /\d+\.\d+\.\d+\.\d+$/.test(p));
+      assert.deepEqual(leases, [], "the host-local lease is released");
+    } finally {
+      await f.cleanup();
+    }
+  });
+}
+
+Deno.test("ADD converts the default network's 0.3.1 result to the multus cniVersion 1.0.0", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "0.3.1", { cniVersion: "1.0.0" });
+    const add = await call(f, "ADD", conf);
+    assert.equal(add.code, 0, add.stdout);
+    assert.equal(add.json!.cniVersion, "1.0.0");
+    assert.ok(!("version" in (add.json!.ips as Record<string, unknown>[])[0]));
+    assert.equal((await call(f, "DEL", conf)).code, 0);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("a conflist delegate (macvlan + tuning) gets its chain with prevResult", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "1.0.0");
+    const n = subnetOf(conf);
+    const macvlan = conf.delegates[1];
+    conf.delegates[1] = {
+      cniVersion: "1.0.0",
+      name: "macvlan-tuned",
+      plugins: [
+        { ...macvlan, name: undefined, cniVersion: undefined },
+        { type: "tuning", mtu: 1280, sysctl: { "net.ipv4.conf.net1.arp_notify": "1" } },
+      ],
+    } as unknown as typeof macvlan;
+    const add = await call(f, "ADD", conf);
+    assert.equal(add.code, 0, add.stdout);
+    const net1 = await f.ns.link("net1");
+    assert.ok(net1, "net1 exists");
+    assert.deepEqual(await f.ns.ipv4("net1"), [`10.232.${n}.10/24`]);
+    const mtu = (await new Deno.Command("ip", {
+      args: ["-n", f.ns.name, "-j", "link", "show", "net1"],
+      stdout: "piped",
+    }).output()).stdout;
+    assert.equal(
+      JSON.parse(new TextDecoder().decode(mtu))[0].mtu,
+      1280,
+      "tuning ran on the macvlan's result",
+    );
+    const cached = await listFiles(join(f.root.cniDir, "results"));
+    assert.deepEqual(cached, [
+      `bridge-net-${f.containerId}-eth0`,
+      `macvlan-tuned-${f.containerId}-net1`,
+    ]);
+    assert.equal((await call(f, "DEL", conf)).code, 0);
+    assert.equal(await f.ns.link("net1"), undefined);
+    assert.deepEqual(await listFiles(f.root.cniDir), []);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("a failing second delegate rolls back eth0, the lease and the cache", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "1.0.0");
+    (conf.delegates[1] as Record<string, unknown>).master = "mt-no-such-if";
+    const add = await call(f, "ADD", conf);
+    assert.notEqual(add.code, 0);
+    const err = add.json!;
+    assert.equal(typeof err.code, "number");
+    assert.match(String(err.msg), /macvlan-net/);
+    assert.match(String(err.msg), /net1/);
+    assert.match(String(err.msg), /default\/web-1/);
+    assert.match(String(err.details), /rolled back/);
+    assert.equal(await f.ns.link("eth0"), undefined, "eth0 is gone");
+    assert.equal(await f.ns.link("net1"), undefined);
+    const leases = (await listFiles(f.leaseDir)).filter((p) => /\d+\.\d+\.\d+\.\d+$/.test(p));
+    assert.deepEqual(leases, [], "the host-local lease is released");
+    assert.deepEqual(await listFiles(f.root.cniDir), [], "no cache entry survives");
+    assert.doesNotMatch(add.stdout + add.stderr, /\n\s+at /, "no stack trace");
+
+    const del = await call(f, "DEL", conf);
+    assert.equal(del.code, 0, "DEL after a failed ADD succeeds: " + del.stdout);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("DEL after the netns was removed releases the lease and succeeds", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "1.0.0");
+    assert.equal((await call(f, "ADD", conf)).code, 0);
+    await f.ns.remove();
+    const del = await f.root.run({
+      command: "DEL",
+      containerId: f.containerId,
+      netns: f.ns.path,
+      config: conf,
+    });
+    assert.equal(del.code, 0, del.stdout);
+    const leases = (await listFiles(f.leaseDir)).filter((p) => /\d+\.\d+\.\d+\.\d+$/.test(p));
+    assert.deepEqual(leases, []);
+    assert.deepEqual(await listFiles(f.root.cniDir), []);
+    const emptyNetns = await f.root.run({
+      command: "DEL",
+      containerId: f.containerId,
+      config: conf,
+    });
+    assert.equal(emptyNetns.code, 0, "DEL with CNI_NETNS unset succeeds too: " + emptyNetns.stdout);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("DEL twice succeeds both times", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "0.4.0");
+    assert.equal((await call(f, "ADD", conf)).code, 0);
+    const first = await call(f, "DEL", conf);
+    const second = await call(f, "DEL", conf);
+    assert.equal(first.code, 0, first.stdout);
+    assert.equal(second.code, 0, second.stdout);
+    assert.equal(await f.ns.link("eth0"), undefined);
+    assert.deepEqual(await listFiles(f.root.cniDir), []);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("CHECK after ADD succeeds, and fails once an interface is gone", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "1.0.0");
+    assert.equal((await call(f, "ADD", conf)).code, 0);
+    const ok = await call(f, "CHECK", conf);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(ok.stdout, "");
+    await new Deno.Command("ip", { args: ["-n", f.ns.name, "link", "del", "net1"] }).output();
+    const broken = await call(f, "CHECK", conf);
+    assert.notEqual(broken.code, 0);
+    assert.match(String(broken.json!.msg), /macvlan-net/);
+    assert.equal((await call(f, "DEL", conf)).code, 0);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("malformed stdin gives error code 6 and changes nothing", async () => {
+  const f = await fixture();
+  try {
+    const bad = await f.root.run({
+      command: "ADD",
+      containerId: f.containerId,
+      netns: f.ns.path,
+      config: '{"cniVersion": "1.0.0", "name": "x", "delegates": [',
+    });
+    assert.notEqual(bad.code, 0);
+    assert.equal(bad.json!.code, 6);
+    assert.equal(typeof bad.json!.msg, "string");
+    assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
+    assert.deepEqual(await listFiles(f.root.cniDir), []);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("duplicate interface names are rejected before anything runs", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "1.0.0");
+    const extra = { ...conf.delegates[1], name: "macvlan-two" };
+    conf.delegates.push(extra);
+    // delegate 2 would be net2; ask the runtime for CNI_IFNAME=net2 to force a clash
+    const add = await f.root.run({
+      command: "ADD",
+      containerId: f.containerId,
+      netns: f.ns.path,
+      ifName: "net2",
+      config: conf,
+    });
+    assert.notEqual(add.code, 0);
+    assert.match(String(add.json!.msg), /both would get interface "net2"/);
+    assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
+    assert.equal(await hostLinkExists(f.bridge), false, "no delegate ran");
+  } finally {
+    await f.cleanup();
+  }
+});
