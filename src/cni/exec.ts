@@ -1,0 +1,321 @@
+/**
+ * @module
+ * Finding and running one CNI plugin binary, as libcni does.
+ */
+
+import { basename, join } from "node:path";
+import { CniErrorCode, DelegateError } from "./errors.ts";
+import type { CniCommand } from "./request.ts";
+import { log } from "../log/logger.ts";
+
+/** The CNI parameters passed to a plugin in its environment. */
+export interface PluginEnv {
+  command: CniCommand;
+  containerId: string;
+  netns: string;
+  ifName: string;
+  args: [string, string][];
+  /** Directories for `CNI_PATH`, in order. */
+  path: string[];
+}
+
+/** Options of {@linkcode execPlugin}. */
+export interface ExecOptions {
+  /** Kill the plugin (SIGKILL) after this many milliseconds. */
+  timeoutMs: number;
+  /**
+   * Parse stdout as JSON on success (default true). False ignores a successful plugin's
+   * stdout, as libcni does for DEL, CHECK, STATUS and GC.
+   */
+  parseOutput?: boolean;
+}
+
+/** Most bytes read from a plugin's stdout or stderr; more is an error. */
+export const MAX_PLUGIN_OUTPUT = 4 * 1024 * 1024;
+
+/** How often a "text file busy" spawn is retried, and the pause between tries (libcni). */
+const BUSY_RETRIES = 5;
+const BUSY_PAUSE_MS = 1000;
+
+/** Longest plugin output quoted in an error message. */
+const MAX_QUOTED = 2000;
+
+/**
+ * Finds the plugin `type` in `dirs` (first regular executable file wins). Rejects empty
+ * names, names with `/` and `.`/`..` before looking (DelegateError, code 7); a missing plugin
+ * is a DelegateError naming the directories searched.
+ */
+export async function findPlugin(type: string, dirs: string[]): Promise<string> {
+  if (
+    type === "" || type === "." || type === ".." || type.includes("/") || type.includes("\\") ||
+    type.includes("\0")
+  ) {
+    throw new DelegateError(
+      type,
+      "",
+      `plugin type "${type}" is not a plugin name: it must be a file name in the CNI bin directories`,
+      { code: CniErrorCode.InvalidNetworkConfig },
+    );
+  }
+  for (const dir of dirs) {
+    if (dir === "") continue;
+    const candidate = join(dir, type);
+    try {
+      // Deno.stat follows symlinks, as Go's os.Stat does in libcni's FindInPath.
+      const info = await Deno.stat(candidate);
+      if (info.isFile) return candidate;
+    } catch {
+      // missing or unreadable: try the next directory
+    }
+  }
+  throw new DelegateError(type, "", `failed to find plugin "${type}" in path [${dirs.join(" ")}]`, {
+    code: CniErrorCode.Internal,
+    details: `install the "${type}" plugin binary into the CNI bin directory (binDir) ` +
+      `or a directory listed in CNI_PATH`,
+  });
+}
+
+/**
+ * Runs a plugin with the process environment plus the CNI variables, `stdin` as its input,
+ * a timeout, and its stderr captured (and forwarded to ours). Returns the parsed JSON stdout
+ * (undefined when stdout is empty). A non-zero exit becomes a DelegateError carrying the
+ * plugin's CNI error code and message, or its stderr when it printed no error JSON.
+ * "text file busy" is retried as libcni does.
+ */
+export async function execPlugin(
+  pluginPath: string,
+  stdin: string,
+  env: PluginEnv,
+  options: ExecOptions,
+): Promise<unknown> {
+  const type = basename(pluginPath);
+  const child = await spawnWithRetry(pluginPath, env);
+  const run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
+  const stdout = new TextDecoder().decode(run.stdout);
+  const stderr = new TextDecoder().decode(run.stderr);
+
+  if (stderr.trim() !== "" && log.enabled("debug")) {
+    log.debug(`plugin "${type}" (${env.command}) stderr: ${stderr.trimEnd()}`);
+  }
+  if (run.timedOut) {
+    throw new DelegateError(
+      type,
+      env.command,
+      `plugin "${type}" did not finish within ${options.timeoutMs / 1000}s and was killed`,
+      { code: CniErrorCode.TryAgainLater, details: quotedStderr(stderr) },
+    );
+  }
+  if (run.overflow) {
+    throw new DelegateError(
+      type,
+      env.command,
+      `plugin "${type}" printed more than ${MAX_PLUGIN_OUTPUT} bytes on ${run.overflow}: ` +
+        `output too large`,
+      { code: CniErrorCode.Internal },
+    );
+  }
+  if (!run.status.success) {
+    throw pluginError(type, env.command, { stdout, stderr, status: run.status });
+  }
+  if (options.parseOutput === false || stdout.trim() === "") return undefined;
+  try {
+    return JSON.parse(stdout);
+  } catch (err) {
+    throw new DelegateError(
+      type,
+      env.command,
+      `plugin "${type}" succeeded but printed output that is not JSON: "${
+        truncate(stdout.trim())
+      }"`,
+      { code: CniErrorCode.DecodeFailure, cause: err },
+    );
+  }
+}
+
+/** The libcni environment: every CNI variable set, possibly empty (CNI values win). */
+function cniEnvironment(env: PluginEnv): Record<string, string> {
+  return {
+    CNI_COMMAND: env.command,
+    CNI_CONTAINERID: env.containerId,
+    CNI_NETNS: env.netns,
+    CNI_IFNAME: env.ifName,
+    CNI_ARGS: env.args.map(([k, v]) => `${k}=${v}`).join(";"),
+    CNI_PATH: env.path.join(":"),
+  };
+}
+
+function isTextFileBusy(err: unknown): boolean {
+  return err instanceof Error && /text file busy|os error 26\)/i.test(err.message);
+}
+
+async function spawnWithRetry(pluginPath: string, env: PluginEnv): Promise<Deno.ChildProcess> {
+  const type = basename(pluginPath);
+  const command = new Deno.Command(pluginPath, {
+    env: cniEnvironment(env),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    // Its own session and process group, so a timeout kills the plugin and its children.
+    detached: true,
+  });
+  for (let attempt = 1;; attempt++) {
+    try {
+      return command.spawn();
+    } catch (err) {
+      if (isTextFileBusy(err) && attempt <= BUSY_RETRIES) {
+        log.verbose(`plugin "${type}" is busy (text file busy), retrying in 1s`);
+        await new Promise((resolve) => setTimeout(resolve, BUSY_PAUSE_MS));
+        continue;
+      }
+      throw new DelegateError(
+        type,
+        env.command,
+        `cannot run plugin "${type}" (${pluginPath}): ${(err as Error).message}`,
+        { code: CniErrorCode.Internal, cause: err },
+      );
+    }
+  }
+}
+
+interface CollectedRun {
+  stdout: Uint8Array;
+  stderr: Uint8Array;
+  status: Deno.CommandStatus;
+  timedOut: boolean;
+  /** The stream that went over {@linkcode MAX_PLUGIN_OUTPUT}, if any. */
+  overflow?: "stdout" | "stderr";
+}
+
+/** Feeds stdin, reads stdout/stderr fully (capped) and waits, killing on timeout. */
+async function collect(
+  child: Deno.ChildProcess,
+  input: Uint8Array,
+  timeoutMs: number,
+): Promise<CollectedRun> {
+  const readers = [child.stdout.getReader(), child.stderr.getReader()];
+  let timedOut = false;
+  let overflow: "stdout" | "stderr" | undefined;
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    killGroup(child);
+    // A grandchild that left the group could keep the pipes open: stop reading them.
+    for (const reader of readers) reader.cancel().catch(() => {});
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, timeoutMs);
+
+  const writing = (async () => {
+    const writer = child.stdin.getWriter();
+    try {
+      await writer.write(input);
+      await writer.close();
+    } catch {
+      // The plugin exited or closed stdin without reading it all: its exit status tells.
+      await writer.abort().catch(() => {});
+    }
+  })();
+  const readAll = async (index: 0 | 1): Promise<Uint8Array> => {
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    try {
+      for (;;) {
+        const { value, done } = await readers[index].read();
+        if (done) break;
+        size += value.length;
+        if (size > MAX_PLUGIN_OUTPUT) {
+          overflow ??= index === 0 ? "stdout" : "stderr";
+          stop();
+          break;
+        }
+        chunks.push(value);
+      }
+    } catch {
+      // cancelled after a timeout or overflow
+    }
+    const out = new Uint8Array(Math.min(size, MAX_PLUGIN_OUTPUT));
+    let offset = 0;
+    for (const chunk of chunks) {
+      out.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return out;
+  };
+
+  try {
+    const [stdout, stderr] = await Promise.all([readAll(0), readAll(1)]);
+    const status = await child.status;
+    await writing;
+    return { stdout, stderr, status, timedOut, overflow };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function killGroup(child: Deno.ChildProcess): void {
+  try {
+    Deno.kill(-child.pid, "SIGKILL");
+  } catch {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** libcni's `pluginErr` mapping of a failed run (C-9.4). */
+function pluginError(
+  type: string,
+  command: string,
+  run: { stdout: string; stderr: string; status: Deno.CommandStatus },
+): DelegateError {
+  const exit = run.status.signal ? `signal ${run.status.signal}` : `exit status ${run.status.code}`;
+  const stdout = run.stdout.trim();
+  const stderr = run.stderr.trim();
+  if (stdout === "") {
+    if (stderr === "") {
+      return new DelegateError(type, command, `netplugin failed with no error message: ${exit}`);
+    }
+    return new DelegateError(type, command, `netplugin failed: "${truncate(stderr)}"`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch (err) {
+    return new DelegateError(
+      type,
+      command,
+      `netplugin failed but error parsing its diagnostic message "${truncate(stdout)}"`,
+      { cause: err, details: quotedStderr(run.stderr) },
+    );
+  }
+  const error = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+    ? parsed as { code?: unknown; msg?: unknown; details?: unknown }
+    : {};
+  const msg = typeof error.msg === "string" ? error.msg : "";
+  const details = typeof error.details === "string" ? error.details : "";
+  // A plugin error without a usable code is still an error: report it as libcni's ErrInternal.
+  const code = typeof error.code === "number" && Number.isInteger(error.code) && error.code > 0
+    ? error.code
+    : CniErrorCode.Internal;
+  let message = details ? `${msg}; ${details}` : msg;
+  if (message === "") {
+    message = stderr === ""
+      ? `netplugin failed with no error message: ${exit}`
+      : `netplugin failed: "${truncate(stderr)}"`;
+  }
+  return new DelegateError(type, command, message, { code });
+}
+
+function quotedStderr(stderr: string): string | undefined {
+  const text = stderr.trim();
+  return text === "" ? undefined : `plugin stderr: "${truncate(text)}"`;
+}
+
+function truncate(text: string): string {
+  return text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}...` : text;
+}
