@@ -1,0 +1,705 @@
+/**
+ * @module
+ * A small Kubernetes API client: the handful of calls the plugin makes (get a pod, get a
+ * NetworkAttachmentDefinition, write the pod's annotations, post an event), with a timeout
+ * on every request and bounded retries for failures that pass on their own.
+ *
+ * Transport: `fetch` with `Deno.createHttpClient` (CA, client certificate), or `node:https`
+ * (loaded only then) when the kubeconfig asks for `insecure-skip-tls-verify` or
+ * `tls-server-name`, which `createHttpClient` cannot do.
+ */
+
+import { CniErrorCode } from "../cni/errors.ts";
+import { log } from "../log/logger.ts";
+import { isRetryableStatus, K8sApiError } from "./errors.ts";
+import type { KubeCredentials } from "./kubeconfig.ts";
+import {
+  isKubeStatus,
+  type KubeEvent,
+  type KubeStatus,
+  type NetworkAttachmentDefinition,
+  type Pod,
+} from "./types.ts";
+
+/** Options of a {@linkcode KubeClient}. */
+export interface KubeClientOptions {
+  /** Longest wait for one HTTP answer, in milliseconds (default 10000). */
+  requestTimeoutMs?: number;
+  /** Longest time one call may take, retries included, in milliseconds (default 30000). */
+  totalTimeoutMs?: number;
+  /** Retries after the first attempt for retryable failures (default 4). */
+  maxRetries?: number;
+  /** `User-Agent` header (default `multus-cni-ts`). */
+  userAgent?: string;
+}
+
+/** An event to post about a pod with {@linkcode KubeClient.createEvent}. */
+export interface PodEventOptions {
+  /** `Normal` or `Warning`. */
+  type: "Normal" | "Warning";
+  /** Machine-readable reason, e.g. `AddedInterface`, `NoNetworkFound`. */
+  reason: string;
+  /** Human-readable message. */
+  message: string;
+  /** The node name, sent as `source.host` and `reportingInstance` when given. */
+  host?: string;
+}
+
+/** Default per-request timeout (ms). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/** Default budget of one call, retries included (ms). */
+export const DEFAULT_TOTAL_TIMEOUT_MS = 30_000;
+/** Default number of retries. */
+export const DEFAULT_MAX_RETRIES = 4;
+
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_MAX_MS = 2_000;
+/** Below this much time left, another attempt is not worth starting. */
+const MIN_ATTEMPT_MS = 50;
+/** PUT attempts when the fallback update meets 409 Conflict (client-go DefaultRetry). */
+const UPDATE_ATTEMPTS = 5;
+const UPDATE_CONFLICT_PAUSE_MS = 10;
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  410: "Gone",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Entity",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** Kubernetes `StatusReason` of each HTTP status, when the body has no `Status`. */
+const STATUS_REASON: Record<number, string> = {
+  400: "BadRequest",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "NotFound",
+  405: "MethodNotAllowed",
+  409: "Conflict",
+  410: "Expired",
+  415: "UnsupportedMediaType",
+  422: "Invalid",
+  429: "TooManyRequests",
+  500: "InternalError",
+  503: "ServiceUnavailable",
+  504: "Timeout",
+};
+
+/** One HTTP request, as the transports see it. */
+interface WireRequest {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  body?: string;
+  signal: AbortSignal;
+}
+
+/** One HTTP answer, body read. */
+interface WireResponse {
+  status: number;
+  statusText: string;
+  retryAfter: string | null;
+  body: string;
+}
+
+interface Transport {
+  send(request: WireRequest): Promise<WireResponse>;
+  close(): void;
+}
+
+/** One logical API call. */
+interface Call {
+  /** Kubernetes verb: get, patch, update, create. */
+  verb: string;
+  method: string;
+  path: string;
+  /** What was asked, for messages: `get pod "ns/name"`. */
+  action: string;
+  body?: unknown;
+  contentType?: string;
+}
+
+/** Why one attempt failed. */
+interface Failure {
+  status: number;
+  reason: string;
+  /** The end of the message: what the server answered, or what happened instead. */
+  what: string;
+  retryable: boolean;
+  kubeStatus?: KubeStatus;
+  retryAfterMs?: number;
+  cause?: unknown;
+}
+
+/**
+ * A client for the calls the plugin makes. Create one per plugin run and {@linkcode close}
+ * it; the connection is kept between calls.
+ *
+ * @example
+ * ```ts ignore
+ * const client = new KubeClient(await loadKubeconfig(path));
+ * try {
+ *   const pod = await client.getPod("default", "web");
+ * } finally {
+ *   client.close();
+ * }
+ * ```
+ */
+export class KubeClient {
+  #credentials: KubeCredentials;
+  #requestTimeoutMs: number;
+  #totalTimeoutMs: number;
+  #maxRetries: number;
+  #userAgent: string;
+  #transport: Promise<Transport> | undefined;
+  #requests = 0;
+  #closed = false;
+
+  constructor(credentials: KubeCredentials, options: KubeClientOptions = {}) {
+    this.#credentials = credentials;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#totalTimeoutMs = options.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS;
+    this.#maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
+    this.#userAgent = options.userAgent ?? "multus-cni-ts";
+  }
+
+  /** HTTP requests sent so far, retries included. */
+  get requestsMade(): number {
+    return this.#requests;
+  }
+
+  /** The API server URL. */
+  get server(): string {
+    return this.#credentials.server;
+  }
+
+  /**
+   * Reads a pod.
+   *
+   * @throws {K8sApiError} `status` 404 when it does not exist.
+   */
+  async getPod(namespace: string, name: string): Promise<Pod> {
+    return await this.#call<Pod>({
+      verb: "get",
+      method: "GET",
+      path: podPath(namespace, name),
+      action: `get pod "${namespace}/${name}"`,
+    });
+  }
+
+  /**
+   * Reads a NetworkAttachmentDefinition.
+   *
+   * @throws {K8sApiError} `status` 404 when it does not exist.
+   */
+  async getNetworkAttachmentDefinition(
+    namespace: string,
+    name: string,
+  ): Promise<NetworkAttachmentDefinition> {
+    return await this.#call<NetworkAttachmentDefinition>({
+      verb: "get",
+      method: "GET",
+      path: `/apis/k8s.cni.cncf.io/v1/namespaces/${enc(namespace)}/network-attachment-definitions/${
+        enc(name)
+      }`,
+      action: `get network-attachment-definition "${namespace}/${name}"`,
+    });
+  }
+
+  /**
+   * Sets (string) or removes (null) annotations of a pod, in one write: a merge patch of
+   * `pods/<name>/status` carrying the pod's UID, so the server refuses (409) if the pod was
+   * replaced. Where RBAC forbids `patch` (403), it falls back to an update (PUT) of `pod`,
+   * as read earlier, re-reading it only on 409 Conflict (up to 5 attempts).
+   *
+   * @param pod The pod as read with {@linkcode getPod}.
+   * @param annotations Annotations to set, or to remove when null.
+   * @returns The pod as the server stored it.
+   */
+  async setPodAnnotations(
+    pod: Pod,
+    annotations: Record<string, string | null>,
+  ): Promise<Pod> {
+    const { namespace, name } = podIdentity(pod);
+    const path = `${podPath(namespace, name)}/status`;
+    const metadata: Record<string, unknown> = { annotations };
+    if (pod.metadata.uid) metadata.uid = pod.metadata.uid;
+    try {
+      return await this.#call<Pod>({
+        verb: "patch",
+        method: "PATCH",
+        path,
+        action: `patch pod "${namespace}/${name}" status`,
+        body: { metadata },
+        contentType: "application/merge-patch+json",
+      });
+    } catch (err) {
+      if (!(err instanceof K8sApiError) || err.status !== 403) throw err;
+      log.verbose(
+        `patching pod "${namespace}/${name}" status is forbidden; updating it instead (grant "patch" on pods/status to save a request)`,
+      );
+    }
+    return await this.#updateAnnotations(pod, annotations);
+  }
+
+  /**
+   * Posts an event about a pod (`source.component` and `reportingComponent` "multus").
+   *
+   * @returns The event as stored.
+   */
+  async createEvent(pod: Pod, event: PodEventOptions): Promise<KubeEvent> {
+    const { namespace, name } = podIdentity(pod);
+    const now = new Date();
+    const stamp = now.toISOString().replace(/\.\d+Z$/, "Z");
+    const nanos = BigInt(now.getTime()) * 1_000_000n + BigInt(Math.floor(Math.random() * 1e6));
+    const body: KubeEvent = {
+      apiVersion: "v1",
+      kind: "Event",
+      metadata: { name: `${name}.${nanos.toString(16)}`, namespace },
+      involvedObject: {
+        apiVersion: "v1",
+        kind: "Pod",
+        name,
+        namespace,
+        ...(pod.metadata.uid ? { uid: pod.metadata.uid } : {}),
+        ...(pod.metadata.resourceVersion ? { resourceVersion: pod.metadata.resourceVersion } : {}),
+      },
+      reason: event.reason,
+      message: event.message,
+      type: event.type,
+      source: { component: "multus", ...(event.host ? { host: event.host } : {}) },
+      firstTimestamp: stamp,
+      lastTimestamp: stamp,
+      count: 1,
+      reportingComponent: "multus",
+      ...(event.host ? { reportingInstance: event.host } : {}),
+    };
+    return await this.#call<KubeEvent>({
+      verb: "create",
+      method: "POST",
+      path: `/api/v1/namespaces/${enc(namespace)}/events`,
+      action: `create event "${event.reason}" for pod "${namespace}/${name}"`,
+      body,
+      contentType: "application/json",
+    });
+  }
+
+  /** Closes the connections. The client cannot be used afterwards. */
+  close(): void {
+    this.#closed = true;
+    const transport = this.#transport;
+    this.#transport = undefined;
+    transport?.then((t) => t.close(), () => {});
+  }
+
+  async #updateAnnotations(
+    pod: Pod,
+    annotations: Record<string, string | null>,
+  ): Promise<Pod> {
+    const { namespace, name } = podIdentity(pod);
+    const path = `${podPath(namespace, name)}/status`;
+    const action = `update pod "${namespace}/${name}" status`;
+    let current = pod;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#call<Pod>({
+          verb: "update",
+          method: "PUT",
+          path,
+          action,
+          body: withAnnotations(current, annotations),
+          contentType: "application/json",
+        });
+      } catch (err) {
+        if (!(err instanceof K8sApiError) || err.status !== 409 || attempt >= UPDATE_ATTEMPTS) {
+          throw err;
+        }
+      }
+      log.verbose(`pod "${namespace}/${name}" changed meanwhile; reading it again`);
+      await sleep(UPDATE_CONFLICT_PAUSE_MS + Math.random() * UPDATE_CONFLICT_PAUSE_MS * 0.1);
+      const fresh = await this.getPod(namespace, name);
+      if (pod.metadata.uid && fresh.metadata.uid && fresh.metadata.uid !== pod.metadata.uid) {
+        throw new K8sApiError(
+          `Cannot ${action}: the pod was deleted and created again (UID "${pod.metadata.uid}" is now "${fresh.metadata.uid}")`,
+          { status: 409, reason: "Conflict", verb: "update", path },
+        );
+      }
+      current = fresh;
+    }
+  }
+
+  /** Sends one call with timeouts and retries; answers 2xx with the parsed body. */
+  async #call<T>(call: Call): Promise<T> {
+    const started = performance.now();
+    const deadline = started + this.#totalTimeoutMs;
+    for (let attempt = 1;; attempt++) {
+      const left = deadline - performance.now();
+      const timeoutMs = Math.max(1, Math.min(this.#requestTimeoutMs, left));
+      const result = await this.#attempt(call, timeoutMs);
+      if (!("reason" in result)) return result.value as T;
+      const failure = result;
+      const fail = () => this.#error(call, failure, { attempts: attempt, started });
+      if (!failure.retryable || attempt > this.#maxRetries) throw fail();
+      const waitMs = failure.retryAfterMs ??
+        Math.min(BACKOFF_BASE_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS);
+      const remaining = deadline - performance.now();
+      if (waitMs + MIN_ATTEMPT_MS > remaining) throw fail();
+      // A request that timed out is likely to time out again: only retry with a full timeout.
+      if (failure.reason === "Timeout" && remaining - waitMs < this.#requestTimeoutMs) {
+        throw fail();
+      }
+      log.verbose(
+        `API ${call.method} ${call.path}: ${failure.what}; retrying in ${Math.round(waitMs)} ms`,
+      );
+      await sleep(waitMs);
+    }
+  }
+
+  /** One HTTP exchange: the parsed body of a 2xx answer, or why it failed. */
+  async #attempt(call: Call, timeoutMs: number): Promise<{ value: unknown } | Failure> {
+    if (this.#closed) throw new TypeError("Cannot use a closed KubeClient");
+    const transport = await this.#getTransport();
+    const headers: Record<string, string> = {
+      "Accept": "application/json",
+      "User-Agent": this.#userAgent,
+    };
+    if (this.#credentials.token) headers["Authorization"] = `Bearer ${this.#credentials.token}`;
+    let body: string | undefined;
+    if (call.body !== undefined) {
+      body = JSON.stringify(call.body);
+      headers["Content-Type"] = call.contentType ?? "application/json";
+    }
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const sentAt = performance.now();
+    this.#requests++;
+    let response: WireResponse;
+    try {
+      response = await transport.send({
+        method: call.method,
+        url: this.#credentials.server + call.path,
+        headers,
+        body,
+        signal: controller.signal,
+      });
+    } catch (err) {
+      const failure = controller.signal.aborted
+        ? {
+          status: 0,
+          reason: "Timeout",
+          what: `the API server at ${this.#credentials.server} did not answer within ${
+            Math.round(timeoutMs)
+          } ms`,
+          retryable: true,
+        }
+        : this.#connectionFailure(err);
+      log.debug(`API ${call.method} ${call.path}: ${failure.what}`);
+      return failure;
+    } finally {
+      clearTimeout(timer);
+    }
+    log.debug(
+      `API ${call.method} ${call.path} answered ${response.status} in ${
+        Math.round(performance.now() - sentAt)
+      } ms`,
+    );
+    if (response.status >= 200 && response.status < 300) {
+      try {
+        return { value: response.body ? JSON.parse(response.body) : undefined };
+      } catch (err) {
+        return {
+          status: response.status,
+          reason: "InvalidResponse",
+          what: `the API server answered ${response.status} with a body that is not JSON`,
+          retryable: false,
+          cause: err,
+        };
+      }
+    }
+    return responseFailure(response);
+  }
+
+  #connectionFailure(err: unknown): Failure {
+    const text = errorText(err);
+    const at = `the API server at ${this.#credentials.server}`;
+    let reason = "ConnectionError";
+    let what = `cannot connect to ${at}: ${text}`;
+    let retryable = true;
+    if (/handshake eof|ECONNRESET|reset|closed|hang up|EPIPE|reading a body|aborted/i.test(text)) {
+      reason = "ConnectionReset";
+      what = `the connection to ${at} was closed before it answered (${text})`;
+    } else if (/invalid HTTP|parse|blocked/i.test(text)) {
+      reason = "ProtocolError";
+      what = `cannot talk to ${at}: ${text}`;
+      retryable = false;
+    } else if (/refused/i.test(text)) {
+      reason = "ConnectionRefused";
+      what = `cannot connect to ${at}: connection refused`;
+    } else if (/dns error|ENOTFOUND|EAI_AGAIN|lookup/i.test(text)) {
+      reason = "DnsError";
+      what = `cannot resolve the host of ${at}: ${text}`;
+    } else if (
+      /certificate|UnknownIssuer|NotValidForName|CERT|SELF_SIGNED|altname|tls|ssl/i.test(text)
+    ) {
+      reason = "TlsError";
+      what = `cannot verify ${at}: ${text}`;
+      retryable = false;
+    }
+    return { status: 0, reason, what, retryable, cause: err };
+  }
+
+  #error(
+    call: Call,
+    failure: Failure,
+    options: { attempts: number; started: number },
+  ): K8sApiError {
+    const source = this.#credentials.source;
+    let message = `Cannot ${call.action}: ${failure.what}`;
+    if (failure.status === 401) {
+      message +=
+        ` (the credentials from "${source}" were rejected: an expired or rotated token, or an untrusted client certificate)`;
+    }
+    if (options.attempts > 1) {
+      const seconds = ((performance.now() - options.started) / 1000).toFixed(1);
+      message += ` (${options.attempts} attempts in ${seconds} s)`;
+    }
+    const token = this.#credentials.token;
+    if (token) message = message.replaceAll(token, "<redacted>");
+    let details: string | undefined;
+    if (failure.status === 401) {
+      details = `Renew the token or client certificate in "${source}"`;
+    } else if (failure.status === 403) {
+      details =
+        `The account of the credentials from "${source}" lacks the permission; check its RBAC roles`;
+    } else if (failure.reason === "TlsError") {
+      details = `Check the certificate authority, "tls-server-name" and "server" in "${source}"`;
+    }
+    return new K8sApiError(message, {
+      status: failure.status,
+      reason: failure.reason,
+      verb: call.verb,
+      path: call.path,
+      kubeStatus: failure.kubeStatus,
+      details,
+      cause: failure.cause,
+      ...(failure.retryable ? {} : { code: CniErrorCode.Internal }),
+    });
+  }
+
+  #getTransport(): Promise<Transport> {
+    this.#transport ??= createTransport(this.#credentials);
+    return this.#transport;
+  }
+}
+
+function responseFailure(response: WireResponse): Failure {
+  let kubeStatus: KubeStatus | undefined;
+  try {
+    const parsed = JSON.parse(response.body);
+    if (isKubeStatus(parsed)) kubeStatus = parsed;
+  } catch {
+    // not JSON: described from the HTTP status alone
+  }
+  const status = response.status;
+  const text = STATUS_TEXT[status] ?? response.statusText ?? "";
+  let what = `the API server answered ${status}${text ? ` ${text}` : ""}`;
+  const serverMessage = kubeStatus?.message ?? plainBody(response.body);
+  if (serverMessage && serverMessage !== text) what += `: ${serverMessage}`;
+  const failure: Failure = {
+    status,
+    reason: kubeStatus?.reason || STATUS_REASON[status] || "Unknown",
+    what,
+    retryable: isRetryableStatus(status),
+    kubeStatus,
+  };
+  const retryAfterMs = parseRetryAfter(response.retryAfter);
+  if (retryAfterMs !== undefined && (status === 429 || status === 503)) {
+    failure.retryAfterMs = retryAfterMs;
+  }
+  return failure;
+}
+
+/** A short, one-line rendering of a non-Status error body. */
+function plainBody(body: string): string {
+  const line = body.replace(/\s+/g, " ").trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+}
+
+/** `Retry-After` in milliseconds: delta-seconds or an HTTP date. */
+function parseRetryAfter(value: string | null): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current && depth < 4; depth++) {
+    if (current instanceof Error) {
+      const code = (current as { code?: unknown }).code;
+      const message = current.message
+        .replace(/^error sending request (for url|from) .*?: /, "")
+        .replace(/^client error \(\w+\): /, "")
+        .replace(/: https?:\/\/docs\.rs\/\S*/, "");
+      if (message && message !== "fetch failed") parts.push(message);
+      if (typeof code === "string" && !message.includes(code)) parts.push(code);
+      current = current.cause;
+    } else {
+      parts.push(String(current));
+      break;
+    }
+  }
+  return parts.join(": ") || "unknown error";
+}
+
+async function createTransport(credentials: KubeCredentials): Promise<Transport> {
+  const https = new URL(credentials.server).protocol === "https:";
+  if (https && (credentials.insecureSkipTlsVerify || credentials.tlsServerName)) {
+    return await createNodeTransport(credentials);
+  }
+  return createFetchTransport(credentials, https);
+}
+
+function createFetchTransport(credentials: KubeCredentials, https: boolean): Transport {
+  // A fresh options object: createHttpClient mutates it (denoland/deno#29347).
+  const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
+  if (https && credentials.caPem) options.caCerts = [credentials.caPem];
+  if (https && credentials.certPem && credentials.keyPem) {
+    options.cert = credentials.certPem;
+    options.key = credentials.keyPem;
+  }
+  const client = Deno.createHttpClient(options as Deno.CreateHttpClientOptions);
+  return {
+    async send(request: WireRequest): Promise<WireResponse> {
+      const response = await fetch(request.url, {
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        signal: request.signal,
+        client,
+      });
+      const body = await response.text();
+      return {
+        status: response.status,
+        statusText: response.statusText,
+        retryAfter: response.headers.get("retry-after"),
+        body,
+      };
+    },
+    close(): void {
+      client.close();
+    },
+  };
+}
+
+async function createNodeTransport(credentials: KubeCredentials): Promise<Transport> {
+  const https = await import("node:https");
+  const agent = new https.Agent({
+    keepAlive: true,
+    rejectUnauthorized: !credentials.insecureSkipTlsVerify,
+    ...(credentials.caPem && !credentials.insecureSkipTlsVerify ? { ca: credentials.caPem } : {}),
+    ...(credentials.certPem && credentials.keyPem
+      ? { cert: credentials.certPem, key: credentials.keyPem }
+      : {}),
+    ...(credentials.tlsServerName ? { servername: credentials.tlsServerName } : {}),
+  });
+  return {
+    send(request: WireRequest): Promise<WireResponse> {
+      return new Promise((resolve, reject) => {
+        const headers: Record<string, string> = { ...request.headers };
+        if (request.body !== undefined) {
+          headers["Content-Length"] = String(new TextEncoder().encode(request.body).length);
+        }
+        const req = https.request(
+          request.url,
+          { method: request.method, headers, agent },
+          (res) => {
+            const chunks: Uint8Array[] = [];
+            res.on("data", (chunk: Uint8Array) => chunks.push(chunk));
+            res.on("error", reject);
+            res.on(
+              "aborted",
+              () => reject(new Error("connection aborted while reading the answer")),
+            );
+            res.on("end", () => {
+              cleanup();
+              const retryAfter = res.headers["retry-after"];
+              resolve({
+                status: res.statusCode ?? 0,
+                statusText: res.statusMessage ?? "",
+                retryAfter: typeof retryAfter === "string" ? retryAfter : null,
+                body: new TextDecoder().decode(concat(chunks)),
+              });
+            });
+          },
+        );
+        const onAbort = () => req.destroy(new Error("aborted by timeout"));
+        const cleanup = () => request.signal.removeEventListener("abort", onAbort);
+        request.signal.addEventListener("abort", onAbort, { once: true });
+        req.on("error", (err: Error) => {
+          cleanup();
+          reject(err);
+        });
+        req.end(request.body);
+      });
+    },
+    close(): void {
+      agent.destroy();
+    },
+  };
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+function withAnnotations(pod: Pod, annotations: Record<string, string | null>): Pod {
+  const copy: Pod = structuredClone(pod);
+  copy.apiVersion ??= "v1";
+  copy.kind ??= "Pod";
+  const merged: Record<string, string> = { ...copy.metadata.annotations };
+  for (const [key, value] of Object.entries(annotations)) {
+    if (value === null) delete merged[key];
+    else merged[key] = value;
+  }
+  copy.metadata.annotations = merged;
+  return copy;
+}
+
+function podIdentity(pod: Pod): { namespace: string; name: string } {
+  const { namespace, name } = pod.metadata;
+  if (!namespace || !name) {
+    throw new TypeError(`Cannot address pod "${name ?? ""}": it has no namespace or name`);
+  }
+  return { namespace, name };
+}
+
+function podPath(namespace: string, name: string): string {
+  return `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`;
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,564 @@
+import assert from "node:assert/strict";
+import { startTestApiServer, type TestApiServer } from "../../tests/k8s_api/server.ts";
+import { KubeClient, type KubeClientOptions } from "./client.ts";
+import { K8sApiError } from "./errors.ts";
+import { type KubeCredentials, loadKubeconfig } from "./kubeconfig.ts";
+import type { Pod } from "./types.ts";
+
+const POD: Pod = {
+  metadata: {
+    name: "web",
+    namespace: "default",
+    annotations: { "k8s.v1.cni.cncf.io/networks": "macvlan", keep: "me" },
+  },
+  spec: { nodeName: "node-1" },
+  status: { phase: "Pending" },
+};
+
+const NAD = {
+  metadata: { name: "macvlan", namespace: "default" },
+  spec: { config: '{"cniVersion":"1.0.0","type":"macvlan"}' },
+};
+
+/** Runs `fn` with a fresh server (one pod, one NAD) and a client for it; closes both. */
+async function withClient(
+  options: {
+    kubeconfig?: Parameters<TestApiServer["writeKubeconfig"]>[0];
+    client?: KubeClientOptions;
+  },
+  fn: (ctx: { server: TestApiServer; client: KubeClient; creds: KubeCredentials }) => Promise<void>,
+): Promise<void> {
+  const server = await startTestApiServer({ pods: [POD], nads: [NAD] });
+  let client: KubeClient | undefined;
+  try {
+    const creds = await loadKubeconfig(await server.writeKubeconfig(options.kubeconfig));
+    client = new KubeClient(creds, options.client);
+    await fn({ server, client, creds });
+  } finally {
+    client?.close();
+    await server.close();
+  }
+}
+
+/** Runs `fn`, expects a K8sApiError, checks no secret is in it, returns it. */
+async function apiError(fn: () => Promise<unknown>, secrets: string[] = []): Promise<K8sApiError> {
+  try {
+    await fn();
+  } catch (err) {
+    assert.ok(err instanceof K8sApiError, `expected K8sApiError, got ${err}`);
+    for (const secret of secrets) {
+      assert.ok(!err.message.includes(secret), `secret in message: ${err.message}`);
+      assert.ok(!(err.details ?? "").includes(secret), `secret in details: ${err.details}`);
+    }
+    return err;
+  }
+  throw new assert.AssertionError({ message: "expected a K8sApiError" });
+}
+
+function summary(server: TestApiServer): string[] {
+  return server.requests().map((r) => `${r.method} ${r.status}${r.fault ? ` ${r.fault}` : ""}`);
+}
+
+Deno.test("KubeClient.getPod() authenticates with a bearer token", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = await client.getPod("default", "web");
+    assert.equal(pod.metadata.name, "web");
+    assert.equal(pod.metadata.uid, server.getPod("default", "web")?.metadata.uid);
+    const [request] = server.requests();
+    assert.equal(request.auth, "token");
+    assert.equal(request.user, server.tokenUser);
+    assert.equal(client.requestsMade, 1);
+  });
+});
+
+Deno.test("KubeClient.getPod() authenticates with a client certificate (data and files)", async () => {
+  for (const auth of ["cert", "certFile"] as const) {
+    await withClient({ kubeconfig: { auth } }, async ({ server, client, creds }) => {
+      assert.equal(creds.token, undefined);
+      await client.getPod("default", "web");
+      const [request] = server.requests();
+      assert.equal(request.auth, "cert", auth);
+      assert.equal(request.user, "system:node:test");
+    });
+  }
+});
+
+Deno.test("KubeClient reuses the connection and counts requests", async () => {
+  await withClient({}, async ({ client }) => {
+    await client.getPod("default", "web");
+    await client.getNetworkAttachmentDefinition("default", "macvlan");
+    await client.getPod("default", "web");
+    assert.equal(client.requestsMade, 3);
+  });
+});
+
+Deno.test("KubeClient rejects a rogue client certificate with 401, not retried", async () => {
+  await withClient({ kubeconfig: { auth: "rogueCert" } }, async ({ server, client, creds }) => {
+    const err = await apiError(() => client.getPod("default", "web"), [
+      creds.keyPem!,
+      creds.certPem!,
+    ]);
+    assert.equal(err.status, 401);
+    assert.equal(err.reason, "Unauthorized");
+    assert.equal(err.code, 999);
+    assert.equal(err.retryable, false);
+    assert.match(
+      err.message,
+      /^Cannot get pod "default\/web": the API server answered 401 Unauthorized/,
+    );
+    assert.ok(err.message.includes("were rejected"), err.message);
+    assert.deepEqual(server.requests().map((r) => r.auth), ["untrusted-cert"]);
+  });
+});
+
+Deno.test("KubeClient rejects a wrong token with 401 and never shows it", async () => {
+  await withClient({ kubeconfig: { auth: "wrongToken" } }, async ({ server, client, creds }) => {
+    const err = await apiError(() => client.getPod("default", "web"), [creds.token!, server.token]);
+    assert.equal(err.status, 401);
+    assert.equal(
+      err.message,
+      `Cannot get pod "default/web": the API server answered 401 Unauthorized (the credentials from "${creds.source}" were rejected: an expired or rotated token, or an untrusted client certificate)`,
+    );
+    assert.deepEqual(server.requests().map((r) => r.auth), ["invalid-token"]);
+  });
+});
+
+Deno.test("KubeClient picks up a rotated token from tokenFile on the next load", async () => {
+  await withClient({ kubeconfig: { auth: "tokenFile" } }, async ({ server, client }) => {
+    await client.getPod("default", "web");
+    const path = await server.writeKubeconfig({ auth: "tokenFile" });
+    server.rotateToken();
+    const stale = await apiError(() => client.getPod("default", "web"));
+    assert.equal(stale.status, 401);
+    // the kubelet rewrote the token file: the next run reads it
+    const tokenFile = `${server.dir}/token-${path.split("-").at(-1)}`;
+    await Deno.writeTextFile(tokenFile, server.token);
+    const fresh = new KubeClient(await loadKubeconfig(path));
+    try {
+      await fresh.getPod("default", "web");
+    } finally {
+      fresh.close();
+    }
+  });
+});
+
+Deno.test("KubeClient answers 404 with a clear K8sApiError and no retry", async () => {
+  await withClient({}, async ({ server, client }) => {
+    let err = await apiError(() => client.getNetworkAttachmentDefinition("default", "missing"));
+    assert.equal(err.status, 404);
+    assert.equal(err.reason, "NotFound");
+    assert.equal(err.notFound, true);
+    assert.equal(err.verb, "get");
+    assert.equal(
+      err.path,
+      "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/missing",
+    );
+    assert.equal(
+      err.message,
+      'Cannot get network-attachment-definition "default/missing": the API server answered 404 Not Found: network-attachment-definitions.k8s.cni.cncf.io "missing" not found',
+    );
+    assert.equal(err.kubeStatus?.details?.name, "missing");
+    err = await apiError(() => client.getPod("default", "gone"));
+    assert.equal(
+      err.message,
+      'Cannot get pod "default/gone": the API server answered 404 Not Found: pods "gone" not found',
+    );
+    assert.equal(server.requests().length, 2);
+  });
+});
+
+Deno.test("KubeClient.getNetworkAttachmentDefinition() returns the NAD", async () => {
+  await withClient({}, async ({ client }) => {
+    const nad = await client.getNetworkAttachmentDefinition("default", "macvlan");
+    assert.equal(nad.spec?.config, NAD.spec.config);
+    assert.equal(nad.kind, "NetworkAttachmentDefinition");
+  });
+});
+
+Deno.test("KubeClient retries 500 twice then succeeds, in three requests", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.inject({ kind: "status", status: 500, times: 2 });
+    const pod = await client.getPod("default", "web");
+    assert.equal(pod.metadata.name, "web");
+    assert.deepEqual(summary(server), ["GET 500 status", "GET 500 status", "GET 200"]);
+    assert.equal(client.requestsMade, 3);
+  });
+});
+
+Deno.test("KubeClient honours Retry-After on 429", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.inject({ kind: "status", status: 429, retryAfter: 1 });
+    const started = performance.now();
+    await client.getPod("default", "web");
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed >= 950, `retried after ${elapsed} ms`);
+    const [first, second] = server.requests();
+    assert.ok(second.time - first.time >= 950);
+  });
+});
+
+Deno.test("KubeClient gives up at once when Retry-After exceeds the budget", async () => {
+  await withClient({ client: { totalTimeoutMs: 2000 } }, async ({ server, client }) => {
+    server.inject({ kind: "status", status: 429, retryAfter: 30 });
+    const started = performance.now();
+    const err = await apiError(() => client.getPod("default", "web"));
+    assert.ok(performance.now() - started < 500);
+    assert.equal(err.status, 429);
+    assert.equal(err.code, 11);
+    assert.match(err.message, /answered 429 Too Many Requests: Too many requests/);
+    assert.equal(server.requests().length, 1);
+  });
+});
+
+Deno.test("KubeClient stops retrying 503 after maxRetries", async () => {
+  await withClient({ client: { maxRetries: 2 } }, async ({ server, client }) => {
+    server.inject({ kind: "status", status: 503, times: 10 });
+    const err = await apiError(() => client.getPod("default", "web"));
+    assert.equal(err.status, 503);
+    assert.equal(err.reason, "ServiceUnavailable");
+    assert.equal(err.code, 11);
+    assert.match(err.message, /\(3 attempts in \d+\.\d s\)$/);
+    assert.equal(server.requests().length, 3);
+  });
+});
+
+Deno.test("KubeClient does not retry 403, 409 or 422", async () => {
+  await withClient({}, async ({ server, client }) => {
+    for (const status of [403, 409, 422]) {
+      server.clearRequests();
+      server.inject({ kind: "status", status });
+      const err = await apiError(() => client.getPod("default", "web"));
+      assert.equal(err.status, status);
+      assert.equal(err.code, 999);
+      assert.equal(server.requests().length, 1);
+    }
+  });
+});
+
+Deno.test("KubeClient fails a hanging request within the request timeout", async () => {
+  await withClient(
+    { client: { requestTimeoutMs: 300, totalTimeoutMs: 500 } },
+    async ({ server, client }) => {
+      server.inject({ kind: "hang" });
+      const started = performance.now();
+      const err = await apiError(() => client.getPod("default", "web"));
+      const elapsed = performance.now() - started;
+      assert.ok(elapsed >= 290 && elapsed < 1000, `failed after ${elapsed} ms`);
+      assert.equal(err.status, 0);
+      assert.equal(err.reason, "Timeout");
+      assert.equal(err.code, 11);
+      assert.match(
+        err.message,
+        /^Cannot get pod "default\/web": the API server at https:\/\/127\.0\.0\.1:\d+ did not answer within 300 ms$/,
+      );
+      // not enough budget left for another full attempt
+      assert.equal(server.requests().length, 1);
+    },
+  );
+});
+
+Deno.test("KubeClient retries a timed-out request when the budget allows", async () => {
+  await withClient(
+    { client: { requestTimeoutMs: 600, totalTimeoutMs: 5000 } },
+    async ({ server, client }) => {
+      server.inject({ kind: "hang", times: 1 });
+      await client.getPod("default", "web");
+      assert.deepEqual(summary(server), ["GET 0 hang", "GET 200"]);
+    },
+  );
+});
+
+Deno.test("KubeClient retries refused connections, then fails clearly", async () => {
+  await withClient({ client: { maxRetries: 3 } }, async ({ server, client }) => {
+    server.inject({ kind: "refuse" });
+    const err = await apiError(() => client.getPod("default", "web"));
+    assert.equal(err.status, 0);
+    assert.equal(err.reason, "ConnectionReset");
+    assert.equal(err.code, 11);
+    assert.match(
+      err.message,
+      /^Cannot get pod "default\/web": the connection to the API server at https:\/\/127\.0\.0\.1:\d+ was closed before it answered/,
+    );
+    assert.match(err.message, /\(4 attempts in/);
+    assert.equal(server.requests().filter((r) => r.fault === "refuse").length, 4);
+  });
+});
+
+Deno.test("KubeClient recovers when refused connections stop", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.inject({ kind: "refuse", times: 2 });
+    await client.getPod("default", "web");
+    assert.equal(client.requestsMade, 3);
+  });
+});
+
+Deno.test("KubeClient reports connection refused on a closed port", async () => {
+  await withClient({ client: { maxRetries: 1 } }, async ({ server }) => {
+    const other = await startTestApiServer();
+    const url = other.url;
+    await other.close();
+    const client = new KubeClient(
+      await loadKubeconfig(await server.writeKubeconfig({ server: url })),
+      {
+        maxRetries: 1,
+      },
+    );
+    try {
+      const err = await apiError(() => client.getPod("default", "web"));
+      assert.equal(err.reason, "ConnectionRefused");
+      assert.equal(err.code, 11);
+      assert.match(
+        err.message,
+        /cannot connect to the API server at https:\/\/127\.0\.0\.1:\d+: connection refused \(2 attempts/,
+      );
+      assert.equal(client.requestsMade, 2);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+Deno.test("KubeClient retries dropped connections, then fails clearly", async () => {
+  await withClient({ client: { maxRetries: 2 } }, async ({ server, client }) => {
+    server.inject({ kind: "drop", path: "/api/v1/namespaces/default/pods/*" });
+    const err = await apiError(() => client.getPod("default", "web"));
+    assert.equal(err.status, 0);
+    assert.equal(err.reason, "ConnectionReset");
+    assert.deepEqual(summary(server), ["GET 0 drop", "GET 0 drop", "GET 0 drop"]);
+    server.clearFaults();
+    server.inject({ kind: "drop", times: 1 });
+    await client.getPod("default", "web");
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() writes once: a merge patch with the pod's UID", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = await client.getPod("default", "web");
+    server.clearRequests();
+    const updated = await client.setPodAnnotations(pod, {
+      "k8s.v1.cni.cncf.io/network-status": "[]",
+      "k8s.v1.cni.cncf.io/networks": null,
+    });
+    const requests = server.requests();
+    assert.equal(requests.length, 1);
+    assert.equal(requests[0].method, "PATCH");
+    assert.equal(requests[0].path, "/api/v1/namespaces/default/pods/web/status");
+    assert.equal(requests[0].contentType, "application/merge-patch+json");
+    assert.deepEqual(requests[0].body, {
+      metadata: {
+        uid: pod.metadata.uid,
+        annotations: {
+          "k8s.v1.cni.cncf.io/network-status": "[]",
+          "k8s.v1.cni.cncf.io/networks": null,
+        },
+      },
+    });
+    const stored = server.getPod("default", "web")!;
+    assert.deepEqual(stored.metadata.annotations, {
+      keep: "me",
+      "k8s.v1.cni.cncf.io/network-status": "[]",
+    });
+    assert.deepEqual(stored.spec, POD.spec);
+    assert.equal(updated.metadata.resourceVersion, stored.metadata.resourceVersion);
+    assert.notEqual(updated.metadata.resourceVersion, pod.metadata.resourceVersion);
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() fails with 409 when the pod was replaced", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = await client.getPod("default", "web");
+    server.setPod({ ...POD, metadata: { ...POD.metadata, uid: "new-uid" } });
+    const err = await apiError(() => client.setPodAnnotations(pod, { a: "b" }));
+    assert.equal(err.status, 409);
+    assert.equal(err.reason, "Conflict");
+    assert.equal(err.code, 999);
+    assert.match(
+      err.message,
+      /^Cannot patch pod "default\/web" status: the API server answered 409 Conflict: Operation cannot be fulfilled on pods "web": .*Precondition failed: UID in precondition/,
+    );
+    assert.equal(server.getPod("default", "web")?.metadata.annotations?.a, undefined);
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() falls back to PUT when patch is forbidden", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.forbid("patch", "pods/status");
+    const pod = await client.getPod("default", "web");
+    server.clearRequests();
+    await client.setPodAnnotations(pod, { "k8s.v1.cni.cncf.io/network-status": "[]" });
+    assert.deepEqual(
+      server.requests().map((r) => `${r.method} ${r.path} ${r.status}`),
+      [
+        "PATCH /api/v1/namespaces/default/pods/web/status 403",
+        "PUT /api/v1/namespaces/default/pods/web/status 200",
+      ],
+    );
+    const put = server.requests()[1].body as Pod;
+    assert.equal(put.metadata.resourceVersion, pod.metadata.resourceVersion);
+    const stored = server.getPod("default", "web")!;
+    assert.equal(stored.metadata.annotations?.["k8s.v1.cni.cncf.io/network-status"], "[]");
+    assert.equal(stored.metadata.annotations?.keep, "me");
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() re-reads the pod on a 409 during the PUT fallback", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.forbid("patch", "pods/status");
+    const pod = await client.getPod("default", "web");
+    // someone else writes the pod meanwhile: our resourceVersion is stale
+    const current = server.getPod("default", "web")!;
+    current.metadata.annotations = { ...current.metadata.annotations, other: "writer" };
+    delete current.metadata.resourceVersion;
+    server.setPod(current);
+    server.clearRequests();
+    await client.setPodAnnotations(pod, { mine: "yes", keep: null });
+    assert.deepEqual(summary(server), ["PATCH 403", "PUT 409", "GET 200", "PUT 200"]);
+    assert.deepEqual(server.getPod("default", "web")?.metadata.annotations, {
+      "k8s.v1.cni.cncf.io/networks": "macvlan",
+      other: "writer",
+      mine: "yes",
+    });
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() stops the PUT fallback when the pod was replaced", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.forbid("patch", "pods/status");
+    const pod = await client.getPod("default", "web");
+    server.setPod({ ...POD, metadata: { ...POD.metadata, uid: "other-uid" } });
+    const err = await apiError(() => client.setPodAnnotations(pod, { a: "b" }));
+    assert.equal(err.status, 409);
+    assert.match(err.message, /the pod was deleted and created again/);
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() reports 403 when update is forbidden too", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.forbid("patch", "pods/status");
+    server.forbid("update", "pods/status");
+    const pod = await client.getPod("default", "web");
+    const err = await apiError(() => client.setPodAnnotations(pod, { a: "b" }));
+    assert.equal(err.status, 403);
+    assert.equal(err.verb, "update");
+    assert.equal(
+      err.message,
+      `Cannot update pod "default/web" status: the API server answered 403 Forbidden: pods "web" is forbidden: User "${server.tokenUser}" cannot update resource "pods/status" in API group "" in the namespace "default"`,
+    );
+    assert.ok(err.details?.includes("RBAC"));
+  });
+});
+
+Deno.test("KubeClient works through node:https with insecure-skip-tls-verify", async () => {
+  for (const auth of ["token", "cert"] as const) {
+    await withClient(
+      { kubeconfig: { tls: "insecure", auth } },
+      async ({ server, client, creds }) => {
+        assert.equal(creds.insecureSkipTlsVerify, true);
+        await client.getPod("default", "web");
+        const pod = await client.getPod("default", "web");
+        await client.setPodAnnotations(pod, { a: "b" });
+        assert.equal(server.getPod("default", "web")?.metadata.annotations?.a, "b");
+        assert.equal(server.requests()[0].auth, auth);
+      },
+    );
+  }
+});
+
+Deno.test("KubeClient through node:https times out and retries like fetch", async () => {
+  await withClient(
+    { kubeconfig: { tls: "insecure" }, client: { requestTimeoutMs: 600, totalTimeoutMs: 5000 } },
+    async ({ server, client }) => {
+      server.inject({ kind: "hang", times: 1 });
+      server.inject({ kind: "status", status: 503, times: 1 });
+      await client.getPod("default", "web");
+      assert.deepEqual(summary(server), ["GET 0 hang", "GET 503 status", "GET 200"]);
+      server.inject({ kind: "status", status: 404 });
+      const err = await apiError(() => client.getPod("default", "web"));
+      assert.equal(err.status, 404);
+    },
+  );
+});
+
+Deno.test("KubeClient verifies the server against tls-server-name (node:https)", async () => {
+  await withClient(
+    { kubeconfig: { tlsServerName: "kubernetes.default.svc" } },
+    async ({ client, creds }) => {
+      assert.equal(creds.tlsServerName, "kubernetes.default.svc");
+      await client.getPod("default", "web");
+    },
+  );
+  await withClient(
+    { kubeconfig: { tlsServerName: "wrong.example" } },
+    async ({ server, client }) => {
+      const err = await apiError(() => client.getPod("default", "web"));
+      assert.equal(err.reason, "TlsError");
+      assert.equal(err.code, 999);
+      assert.equal(client.requestsMade, 1);
+      assert.equal(server.requests().length, 0);
+    },
+  );
+});
+
+Deno.test("KubeClient refuses a server signed by an unknown CA, without retrying", async () => {
+  await withClient({ kubeconfig: { tls: "none" } }, async ({ server, client }) => {
+    const err = await apiError(() => client.getPod("default", "web"), [server.token]);
+    assert.equal(err.status, 0);
+    assert.equal(err.reason, "TlsError");
+    assert.equal(err.code, 999);
+    assert.match(
+      err.message,
+      /^Cannot get pod "default\/web": cannot verify the API server at https:\/\/127\.0\.0\.1:\d+: .*UnknownIssuer/,
+    );
+    assert.ok(err.details?.includes("certificate authority"));
+    assert.equal(client.requestsMade, 1);
+  });
+});
+
+Deno.test("KubeClient trusts a CA given as a file", async () => {
+  await withClient({ kubeconfig: { tls: "caFile" } }, async ({ client }) => {
+    await client.getPod("default", "web");
+  });
+});
+
+Deno.test("KubeClient.createEvent() posts a Multus event about the pod", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = await client.getPod("default", "web");
+    const created = await client.createEvent(pod, {
+      type: "Normal",
+      reason: "AddedInterface",
+      message: "Add net1 [10.1.1.5/24] from default/macvlan",
+      host: "node-1",
+    });
+    const [event] = server.events();
+    assert.equal(
+      created.metadata.name,
+      event.metadata && (event.metadata as { name: string }).name,
+    );
+    assert.match(String((event.metadata as { name: string }).name), /^web\.[0-9a-f]+$/);
+    assert.deepEqual(event.involvedObject, {
+      apiVersion: "v1",
+      kind: "Pod",
+      name: "web",
+      namespace: "default",
+      uid: pod.metadata.uid,
+      resourceVersion: pod.metadata.resourceVersion,
+    });
+    assert.equal(event.type, "Normal");
+    assert.equal(event.reason, "AddedInterface");
+    assert.equal(event.message, "Add net1 [10.1.1.5/24] from default/macvlan");
+    assert.deepEqual(event.source, { component: "multus", host: "node-1" });
+    assert.equal(event.reportingComponent, "multus");
+    assert.equal(event.reportingInstance, "node-1");
+    assert.equal(event.count, 1);
+    assert.equal(event.firstTimestamp, event.lastTimestamp);
+    assert.match(String(event.firstTimestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.deepEqual(summary(server).at(-1), "POST 201");
+  });
+});
+
+Deno.test("KubeClient cannot be used after close()", async () => {
+  await withClient({}, async ({ client }) => {
+    client.close();
+    await assert.rejects(() => client.getPod("default", "web"), TypeError);
+  });
+});
