@@ -40,9 +40,11 @@ function statusesOf(a: AttachedNetwork, deviceInfo: unknown): NetworkStatus[] {
   const result = convertResult(a.result, "1.1.0") as ResultCurrent;
   const ifaces = result.interfaces ?? [];
   const ips = result.ips ?? [];
+  // A default route without `gw` goes via the IP's gateway (CNI spec); Multus prints "<nil>".
   const gateways = (result.routes ?? [])
     .filter((r) => isDefaultDst(r.dst))
-    .map((r) => r.gw ?? "<nil>");
+    .map((r) => r.gw ?? gatewayOfFamily(ips, r.dst))
+    .filter((gw): gw is string => gw !== undefined);
   const dns = compactDns(result.dns);
   const base = (name: string) => {
     const s: NetworkStatus = { name, dns };
@@ -104,6 +106,14 @@ function finish(
   if (deviceInfo !== undefined) out["device-info"] = deviceInfo;
   if (gateways.length) out.gateway = gateways;
   return out;
+}
+
+function gatewayOfFamily(
+  ips: { address: string; gateway?: string }[],
+  dst: string,
+): string | undefined {
+  const v6 = dst.includes(":");
+  return ips.find((ip) => ip.gateway && ip.gateway.includes(":") === v6)?.gateway;
 }
 
 function bare(address: string): string {
