@@ -50,7 +50,13 @@ class Logger {
     if (options.level) this.#level = options.level;
     if (options.toStderr !== undefined) this.#toStderr = options.toStderr;
     if (options.file !== undefined) this.#file = options.file || undefined;
-    if (options.rotation) this.#rotation = { ...this.#rotation, ...options.rotation };
+    // A limit left unset keeps its default: an `undefined` spread over the defaults would
+    // make every size comparison false and rotate the file on every line.
+    for (const [key, value] of Object.entries(options.rotation ?? {})) {
+      if (typeof value === "number" && Number.isFinite(value)) {
+        this.#rotation[key as keyof LogRotation] = value;
+      }
+    }
   }
 
   /** Adds fields (container id, pod, network) to every following line. */
