@@ -26,6 +26,13 @@ function writeErr(text: string): void {
 
 async function runPlugin(): Promise<number> {
   const env = Deno.env.toObject();
+  if (env.CNI_COMMAND === "VERSION") {
+    // Answered before loading the plugin: runtimes probe every plugin with VERSION.
+    writeOut(
+      JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }),
+    );
+    return 0;
+  }
   let cniVersion: string | undefined;
   try {
     const { runCniCommand } = await import("./multus/plugin.ts");

@@ -3,7 +3,7 @@
  * Finding and running one CNI plugin binary, as libcni does.
  */
 
-import { basename, join } from "node:path";
+import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniCommand } from "./request.ts";
 import { log } from "../log/logger.ts";

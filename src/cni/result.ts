@@ -4,7 +4,7 @@
  * conversion between versions exactly as libcni does (specs.md, "Result conversion table").
  */
 
-import { isIP } from "node:net";
+import { parseIp as parseIpBytes } from "../util/ip.ts";
 import { CniError, CniErrorCode } from "./errors.ts";
 
 /** A route as libcni keeps it (shared by all versions). */
@@ -91,50 +91,9 @@ function versionOf(result: CniResult): string {
 // ---------------------------------------------------------------------------------------
 // Addresses, printed as Go's net.IP / net.IPNet String() does.
 
-function parseIpv6(text: string): number[] | undefined {
-  const words: number[] = [];
-  const toWords = (part: string): number[] | undefined => {
-    if (part === "") return [];
-    const out: number[] = [];
-    const groups = part.split(":");
-    for (let i = 0; i < groups.length; i++) {
-      const g = groups[i];
-      if (g.includes(".")) {
-        if (i !== groups.length - 1 || isIP(g) !== 4) return undefined;
-        const [a, b, c, d] = g.split(".").map(Number);
-        out.push((a << 8) | b, (c << 8) | d);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const ellipsis = text.indexOf("::");
-  if (ellipsis === -1) {
-    const all = toWords(text);
-    if (all === undefined || all.length !== 8) return undefined;
-    words.push(...all);
-  } else {
-    const head = toWords(text.slice(0, ellipsis));
-    const tail = toWords(text.slice(ellipsis + 2));
-    if (head === undefined || tail === undefined || head.length + tail.length > 7) {
-      return undefined;
-    }
-    words.push(...head, ...new Array(8 - head.length - tail.length).fill(0), ...tail);
-  }
-  const bytes: number[] = [];
-  for (const w of words) bytes.push(w >> 8, w & 0xff);
-  return bytes;
-}
-
 /** Parses an IP address as Go's net.ParseIP: 4 bytes for IPv4, 16 for IPv6 (no zone). */
 function parseIp(text: string): number[] | undefined {
-  if (text.includes("%")) return undefined;
-  const kind = isIP(text);
-  if (kind === 4) return text.split(".").map(Number);
-  if (kind === 6) return parseIpv6(text);
-  return undefined;
+  return parseIpBytes(text);
 }
 
 function isV4Mapped(bytes: number[]): boolean {

@@ -4,10 +4,10 @@
  * `cniCacheV1`, so tools that read libcni caches understand ours.
  */
 
-import { join } from "node:path";
+import { join } from "../util/path.ts";
 import { StorageError } from "./errors.ts";
 import { validateContainerId, validateIfName, validateNetworkName } from "./request.ts";
-import { writeFileAtomic } from "../util/atomic_write.ts";
+import { removeStaleTempFiles, writeFileAtomic } from "../util/atomic_write.ts";
 import { log } from "../log/logger.ts";
 
 /** One cached attachment. */
@@ -95,7 +95,7 @@ export async function readCachedResult(
   return { ...pickKey(key), config: "", result: data };
 }
 
-/** Removes a cache entry; absent is fine. */
+/** Removes a cache entry, and the temp file of a write the plugin was killed in; absent is fine. */
 export async function removeCachedResult(
   cacheDir: string,
   key: Pick<CachedAttachment, "networkName" | "containerId" | "ifName">,
@@ -104,13 +104,15 @@ export async function removeCachedResult(
   try {
     await Deno.remove(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw new StorageError(
-      path,
-      `cannot remove the result cache file "${path}": ${(err as Error).message}`,
-      { cause: err },
-    );
+    if (!(err instanceof Deno.errors.NotFound)) {
+      throw new StorageError(
+        path,
+        `cannot remove the result cache file "${path}": ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
   }
+  await removeStaleTempFiles(path);
 }
 
 /** Lists valid cache entries (sorted by file name), optionally only one container's. */

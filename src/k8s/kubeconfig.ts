@@ -13,6 +13,7 @@
 
 import { parseSimpleYaml } from "./_simple_yaml.ts";
 import { KubeconfigError } from "./errors.ts";
+import { loadYaml } from "../util/yaml.ts";
 
 /** Where Kubernetes mounts a pod's service-account token and CA. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -177,7 +178,7 @@ class KubeconfigReader {
     // Kubeconfigs are written in a small YAML subset; only other YAML loads the parser.
     const simple = parseSimpleYaml(text);
     if (simple !== undefined) return simple;
-    const yaml = await import("yaml");
+    const yaml = await loadYaml();
     const doc = yaml.parseDocument(text, { logLevel: "silent" });
     const error = doc.errors[0];
     if (error) {

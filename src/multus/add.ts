@@ -35,7 +35,11 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
   }
 
   // Before the first delegate runs: a crash from here on leaves DEL all it needs.
-  await saveScratchCache(conf.cniDir, request.containerId, delegates);
+  try {
+    await saveScratchCache(conf.cniDir, request.containerId, delegates);
+  } catch (err) {
+    throw explain(err, `Cannot add networks to ${podLabel(inv)}`);
+  }
 
   const attached: AttachedNetwork[] = [];
   for (let i = 0; i < delegates.length; i++) {

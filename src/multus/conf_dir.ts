@@ -4,7 +4,7 @@
  * (decision 7), and `clusterNetwork` given as a file or directory path.
  */
 
-import { extname, join } from "node:path";
+import { extname, join } from "../util/path.ts";
 import { ConfigError } from "../cni/errors.ts";
 import { type NetworkConfig, parseNetworkConfig } from "../cni/network_config.ts";
 import { parseConfigText } from "../cni/request.ts";

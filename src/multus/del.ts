@@ -66,5 +66,6 @@ export async function cmdDel(inv: Invocation): Promise<void> {
       },
     );
   }
-  if (cache.kind !== "absent") await removeScratchCache(conf.cniDir, request.containerId);
+  // Also when absent: a temp file of a write the plugin was killed in may be left.
+  await removeScratchCache(conf.cniDir, request.containerId);
 }

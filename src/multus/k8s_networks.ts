@@ -15,7 +15,7 @@ import type { NetworkAttachmentDefinition, Pod } from "../k8s/types.ts";
 import { log } from "../log/logger.ts";
 import { findConfigByName, loadConfigFromPath } from "./conf_dir.ts";
 import type { Delegate } from "./delegate.ts";
-import { type Invocation, podLabel } from "./invocation.ts";
+import { explain, type Invocation, podLabel } from "./invocation.ts";
 import { openKubeClient } from "./kube_session.ts";
 import {
   formatNetworkStatus,
@@ -233,7 +233,7 @@ async function delegateFromSelection(
         },
       );
     }
-    throw err;
+    throw explain(err, `Cannot attach network "${label}" to ${podLabel(inv)}`);
   }
   let config = await nadConfig(inv, nad, label);
   if (s.cniArgs) config = withCniArgs(config, s.cniArgs, label);
@@ -342,7 +342,11 @@ async function resolveNamedNetwork(
       const label = `${conf.multusNamespace}/${value}`;
       return { name: label, config: await nadConfig(inv, nad, label) };
     } catch (err) {
-      if (!(err instanceof K8sApiError && err.notFound)) throw err;
+      if (err instanceof K8sApiError && !err.notFound) {
+        const pod = inv.pod ? ` for ${podLabel(inv)}` : "";
+        throw explain(err, `Cannot read the ${key} network "${conf.multusNamespace}/${value}"${pod}`);
+      }
+      if (!(err instanceof K8sApiError)) throw err;
     }
   }
   const config = await findConfigByName(conf.confDir, value);

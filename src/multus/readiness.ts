@@ -4,7 +4,7 @@
  */
 
 import { CniError, CniErrorCode } from "../cni/errors.ts";
-import { resolve } from "node:path";
+import { resolve } from "../util/path.ts";
 import { type Invocation, podLabel } from "./invocation.ts";
 
 /** Waits until the readiness indicator file exists; fails clearly after the timeout. */

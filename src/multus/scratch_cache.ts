@@ -7,11 +7,11 @@
  * after an upgrade, and Multus can read ours after a downgrade.
  */
 
-import { join } from "node:path";
+import { join } from "../util/path.ts";
 import { StorageError } from "../cni/errors.ts";
 import { parseNetworkConfig } from "../cni/network_config.ts";
 import { validateContainerId } from "../cni/request.ts";
-import { writeFileAtomic } from "../util/atomic_write.ts";
+import { removeStaleTempFiles, writeFileAtomic } from "../util/atomic_write.ts";
 import type { PlannedDelegate } from "./delegate.ts";
 
 /** Who the attachment belongs to. */
@@ -95,7 +95,10 @@ export async function loadScratchCache(
   }
 }
 
-/** Removes a container's scratch cache; absent is fine. */
+/**
+ * Removes a container's scratch cache, and the temp file of a write the plugin was killed in;
+ * absent is fine.
+ */
 export async function removeScratchCache(cniDir: string, containerId: string): Promise<void> {
   const path = scratchCachePath(cniDir, containerId);
   try {
@@ -107,6 +110,7 @@ export async function removeScratchCache(cniDir: string, containerId: string): P
       });
     }
   }
+  await removeStaleTempFiles(path);
 }
 
 function toMultusEntry(d: CachedDelegate): Record<string, unknown> {

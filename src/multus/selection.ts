@@ -5,7 +5,7 @@
  * name the pod, the element and the field (decision 5).
  */
 
-import { isIP } from "node:net";
+import { ipFamily as isIP } from "../util/ip.ts";
 import { CniErrorCode, ConfigError } from "../cni/errors.ts";
 import type { BandwidthEntry, PortMapping } from "./delegate.ts";
 

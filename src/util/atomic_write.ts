@@ -3,7 +3,7 @@
  * Crash-safe file writes: a reader sees the old content or the new one, never a mix.
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "./path.ts";
 
 /** Options of {@linkcode writeFileAtomic}. */
 export interface AtomicWriteOptions {
@@ -46,6 +46,34 @@ export async function writeFileAtomic(
     throw err;
   }
   await syncDirectory(dir);
+}
+
+/**
+ * Removes the temp files that writers of `path` killed inside {@linkcode writeFileAtomic} left
+ * next to it (`.<name>.tmp-<pid>-<id>` whose process is gone). Best effort: errors are ignored.
+ */
+export async function removeStaleTempFiles(path: string): Promise<void> {
+  const dir = dirname(path);
+  const prefix = `.${basename(path)}.tmp-`;
+  try {
+    for await (const entry of Deno.readDir(dir)) {
+      if (!entry.isFile || !entry.name.startsWith(prefix)) continue;
+      const pid = /^(\d+)-[0-9a-f]{8}$/.exec(entry.name.slice(prefix.length))?.[1];
+      if (pid === undefined || await pathExists(`/proc/${pid}`)) continue;
+      await Deno.remove(join(dir, entry.name)).catch(() => {});
+    }
+  } catch {
+    // the directory is gone or unreadable: nothing to clean
+  }
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** fsyncs a directory so a rename in it survives a crash; errors are ignored. */
