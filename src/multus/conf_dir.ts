@@ -67,8 +67,14 @@ export async function findConfigByName(
   return undefined;
 }
 
-/** Loads `clusterNetwork` given as a path: a config file, or the first config of a directory. */
-export async function loadConfigFromPath(path: string): Promise<NetworkConfig> {
+/**
+ * Loads a network named by path (`clusterNetwork`, `defaultNetworks`): a config file, or the
+ * first config of a directory. `key` names the setting in messages.
+ */
+export async function loadConfigFromPath(
+  path: string,
+  key = "clusterNetwork",
+): Promise<NetworkConfig> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);

@@ -333,7 +333,7 @@ async function resolveNamedNetwork(
 ): Promise<Delegate> {
   const { conf } = inv;
   if (value.includes("/")) {
-    const config = await loadConfigFromPath(value);
+    const config = await loadConfigFromPath(value, key);
     return { name: config.name, config };
   }
   if (kube) {
@@ -344,7 +344,10 @@ async function resolveNamedNetwork(
     } catch (err) {
       if (err instanceof K8sApiError && !err.notFound) {
         const pod = inv.pod ? ` for ${podLabel(inv)}` : "";
-        throw explain(err, `Cannot read the ${key} network "${conf.multusNamespace}/${value}"${pod}`);
+        throw explain(
+          err,
+          `Cannot read the ${key} network "${conf.multusNamespace}/${value}"${pod}`,
+        );
       }
       if (!(err instanceof K8sApiError)) throw err;
     }

@@ -105,8 +105,11 @@ const NetConfSchema = z.object({
 
 type RawNetConf = z.infer<typeof NetConfSchema>;
 
+/** Every key the configuration may have, in its canonical spelling. */
+export const NETCONF_KEYS: readonly string[] = Object.keys(NetConfSchema.def.shape);
+
 const CANONICAL_KEYS: Map<string, string> = new Map(
-  Object.keys(NetConfSchema.def.shape).map((key) => [key.toLowerCase(), key]),
+  NETCONF_KEYS.map((key) => [key.toLowerCase(), key]),
 );
 
 /** Multus defaults (inventory section 2). */

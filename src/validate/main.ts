@@ -1,10 +1,230 @@
 /**
  * @module
- * `multus validate`: offline checks of configs, NADs and pods (see validate.ts).
+ * `multus validate`: offline checks, for air-gapped operators, of a Multus config,
+ * NetworkAttachmentDefinitions and pods. It reports every problem ADD would hit (bad JSON or
+ * YAML, unknown keys, missing plugin binaries, networks that cannot be resolved, annotation
+ * errors, capability mismatches, interface name clashes, namespace isolation violations,
+ * unsupported CNI versions) using the plugin's own loaders and resolution rules.
+ *
+ * Exit status: 0 without errors (warnings allowed), 1 with errors, 2 for usage errors.
  */
 
-/** Runs `multus validate`; returns the exit code. */
-export function runValidate(_args: string[]): Promise<number> {
-  Deno.stderr.writeSync(new TextEncoder().encode("multus validate: not available in this build yet\n"));
-  return Promise.resolve(2);
+import { parseNetworkConfig } from "../cni/network_config.ts";
+import { NETCONF_DEFAULTS } from "../multus/netconf.ts";
+import { parseValidateArgs, UsageError, VALIDATE_HELP, type ValidateArgs } from "./_args.ts";
+import { Context, DEFAULT_SETTINGS } from "./_context.ts";
+import { type Checked, formatJson, formatText, Report, within } from "./_findings.ts";
+import {
+  classify,
+  type Input,
+  isObject,
+  type MultusInput,
+  type NadInput,
+  type NetworkInput,
+  parseSource,
+  type PodInput,
+  readSources,
+} from "./_inputs.ts";
+import { checkMultusNetworks, type LoadedMultus, loadMultusConfig } from "./_multus_config.ts";
+import { checkNad, checkNetworkConfig } from "./_networks.ts";
+import { checkPod } from "./_pods.ts";
+
+/** Where the node's Multus config is, when none is given. */
+export const DEFAULT_CONFIG_PATHS: readonly string[] = [
+  "/etc/cni/net.d/00-multus.conf",
+  "/etc/cni/net.d/00-multus.conflist",
+];
+
+/** The bin dir always searched after the config's binDir. */
+const STANDARD_BIN_DIR = "/opt/cni/bin";
+
+const encoder = new TextEncoder();
+
+function write(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
+
+/** Runs `multus validate` with its arguments; returns the exit code (0, 1, or 2). */
+export async function runValidate(args: string[]): Promise<number> {
+  let options: ValidateArgs;
+  try {
+    options = parseValidateArgs(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    write(Deno.stderr, `multus validate: ${err.message}\nsee multus validate --help\n`);
+    return 2;
+  }
+  if (options.help) {
+    write(Deno.stdout, VALIDATE_HELP);
+    return 0;
+  }
+  let configPath = options.config;
+  if (configPath === undefined && options.files.length === 0) {
+    configPath = await firstExisting(DEFAULT_CONFIG_PATHS);
+    if (configPath === undefined) {
+      write(
+        Deno.stderr,
+        "multus validate: nothing to validate: give files (or - for standard input), or " +
+          "--config; no /etc/cni/net.d/00-multus.conf here\nsee multus validate --help\n",
+      );
+      return 2;
+    }
+  }
+
+  const report = new Report();
+  const checked = await validate(report, { ...options, config: configPath });
+  write(Deno.stdout, options.json ? formatJson(report) : formatText(report, checked));
+  return report.errors > 0 ? 1 : 0;
+}
+
+async function firstExisting(paths: readonly string[]): Promise<string | undefined> {
+  for (const path of paths) {
+    try {
+      if ((await Deno.stat(path)).isFile) return path;
+    } catch {
+      // not there
+    }
+  }
+  return undefined;
+}
+
+/** Reads every input and runs every check; returns what was checked. */
+async function validate(report: Report, options: ValidateArgs): Promise<Checked> {
+  const inputs: Input[] = [];
+  let ignored = 0;
+  for (const arg of options.files) {
+    for (const source of await readSources(arg, report)) {
+      for (const doc of await parseSource(source, report)) {
+        const found = classify(doc, report);
+        inputs.push(...found.inputs);
+        ignored += found.ignored;
+      }
+    }
+  }
+  const of = <K extends Input["kind"]>(kind: K) =>
+    inputs.filter((i): i is Extract<Input, { kind: K }> => i.kind === kind);
+  const nadInputs: NadInput[] = of("nad");
+  const podInputs: PodInput[] = of("pod");
+  const networkInputs: NetworkInput[] = of("network");
+  const multusInputs: MultusInput[] = of("multus");
+
+  // The Multus config in force: --config (or the node's), else the first one given.
+  let active: MultusInput | undefined;
+  if (options.config !== undefined) {
+    active = await readConfigFile(options.config, report);
+    if (active) {
+      const same = multusInputs.findIndex((m) => m.where.file === active!.where.file);
+      if (same >= 0) multusInputs.splice(same, 1);
+    }
+  } else {
+    active = multusInputs.shift();
+  }
+  const loaded = active ? loadMultusConfig(active, report) : undefined;
+  const others: LoadedMultus[] = [];
+  for (const input of multusInputs) {
+    const other = loadMultusConfig(input, report);
+    if (other) others.push(other);
+    if (active) {
+      report.warning(
+        input.where,
+        `another Multus config: pods are checked against ${active.where.file} only`,
+        { hint: "Check one node's Multus config at a time (--config)" },
+      );
+    }
+  }
+
+  const conf = loaded?.conf;
+  const binDirs = options.binDirs.length > 0
+    ? options.binDirs
+    : [...new Set([conf?.binDir ?? NETCONF_DEFAULTS.binDir, STANDARD_BIN_DIR])];
+  const ctx = new Context(report, {
+    binDirs,
+    confDir: options.confDir ?? conf?.confDir ?? NETCONF_DEFAULTS.confDir,
+    settings: conf ?? DEFAULT_SETTINGS,
+  });
+  for (const dir of binDirs) {
+    const exists = await Deno.stat(dir).then((i) => i.isDirectory, () => false);
+    if (!exists) {
+      report.warning(
+        { file: dir, path: "" },
+        `bin dir ${dir} does not exist here: no plugin can be found in it`,
+        { hint: "Pass --bin-dir <dir> with a copy of the node's CNI bin dir" },
+      );
+    }
+  }
+
+  for (const input of nadInputs) {
+    const entry = await checkNad(ctx, input);
+    if (!entry) continue;
+    const previous = ctx.nads.get(entry.label);
+    if (previous) {
+      report.warning(
+        entry.where,
+        `NetworkAttachmentDefinition ${entry.label} is defined again (first in ${previous.where.file}); the last one is used`,
+        { hint: "Keep one definition per namespace and name" },
+      );
+    }
+    ctx.nads.set(entry.label, entry);
+  }
+
+  const usesKubernetes = podInputs.length > 0 || nadInputs.length > 0;
+  for (const other of others) {
+    const saved = ctx.cluster;
+    await checkMultusNetworks(ctx, other, { usesKubernetes });
+    ctx.cluster = saved;
+  }
+  if (loaded) {
+    await checkMultusNetworks(ctx, loaded, { usesKubernetes });
+  } else if (!active && podInputs.length > 0) {
+    report.warning(
+      { file: "<none>", path: "" },
+      "no Multus config given: pods are checked against Multus's defaults, without the " +
+        "cluster network",
+      {
+        hint: 'Pass --config <00-multus.conf>, or give a file with "type": "multus"',
+      },
+    );
+  }
+
+  for (const pod of podInputs) checkPod(ctx, pod);
+
+  for (const input of networkInputs) {
+    try {
+      const config = parseNetworkConfig(input.text, "");
+      await checkNetworkConfig(ctx, config, { where: input.where });
+    } catch (err) {
+      report.fromError(input.where, err, { field: true });
+    }
+  }
+
+  return {
+    multusConfigs: (loaded || active ? 1 : 0) + multusInputs.length,
+    nads: nadInputs.length,
+    pods: podInputs.length,
+    networkConfigs: networkInputs.length,
+    ignored,
+  };
+}
+
+/** The `--config` file as a Multus config, whatever its type says (loading reports that). */
+async function readConfigFile(path: string, report: Report): Promise<MultusInput | undefined> {
+  for (const source of await readSources(path, report)) {
+    const docs = await parseSource(source, report);
+    if (docs.length === 0) return undefined;
+    const found = classify(docs[0], report).inputs[0];
+    if (found?.kind === "multus") return found;
+    if (found?.kind === "network") return { kind: "multus", where: found.where, text: found.text };
+    if (isObject(docs[0].value)) {
+      return {
+        kind: "multus",
+        where: docs[0].where,
+        text: docs[0].jsonText ?? JSON.stringify(docs[0].value),
+      };
+    }
+    report.error(within(docs[0].where, ""), "the Multus config must be a JSON object");
+    return undefined;
+  }
+  return undefined;
 }
