@@ -14,6 +14,7 @@ import { type AttachedNetwork, planAdd } from "./resolve.ts";
 import { type CachedDelegate, removeScratchCache, saveScratchCache } from "./scratch_cache.ts";
 import { waitForReadinessIndicator } from "./readiness.ts";
 import { checkRequestCapabilities, verifyRequests } from "./requests.ts";
+import { applyDefaultRoutes, checkDefaultRouteRequests } from "./default_route.ts";
 
 /** Runs ADD and returns the result text for stdout. */
 export async function cmdAdd(inv: Invocation): Promise<string> {
@@ -33,6 +34,8 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
     checkRequestCapabilities(d, podLabel(inv));
     d.capabilityArgs = runtimeConfFor(inv, d, "ADD").capabilityArgs;
   }
+
+  checkDefaultRouteRequests(delegates, podLabel(inv));
 
   // Before the first delegate runs: a crash from here on leaves DEL all it needs.
   try {
@@ -58,6 +61,16 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
     } catch (err) {
       throw await rollBack(inv, delegates.slice(0, i + 1), explain(err, what), !added);
     }
+  }
+
+  try {
+    await applyDefaultRoutes(inv, delegates);
+  } catch (err) {
+    throw await rollBack(
+      inv,
+      delegates,
+      explain(err, `Cannot set the default route of ${podLabel(inv)}`),
+    );
   }
 
   const master = attached[0].result;

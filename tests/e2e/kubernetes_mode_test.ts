@@ -576,3 +576,66 @@ Deno.test("the API hanging fails ADD within the configured timeout, with nothing
     await f.cleanup();
   }
 });
+
+Deno.test("default-route moves the pod's default route to the requested network; CHECK agrees", async () => {
+  const f = await fixture();
+  try {
+    macvlanNad(f, "mv-gw", {
+      config: {
+        cniVersion: "1.0.0",
+        type: "macvlan",
+        master: f.veth.a,
+        mode: "bridge",
+        ipam: {
+          type: "static",
+          addresses: [{ address: `10.242.${f.subnet}.90/24`, gateway: `10.242.${f.subnet}.1` }],
+        },
+      },
+    });
+    f.api.setPod({
+      metadata: {
+        name: "web-1",
+        namespace: "default",
+        uid: f.podUid,
+        annotations: {
+          "k8s.v1.cni.cncf.io/networks":
+            `[{"name":"mv-gw","default-route":["10.242.${f.subnet}.1"]}]`,
+        },
+      },
+    });
+    const conf = multusConf(f);
+    const add = await call(f, "ADD", conf);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const defaults = (await f.ns.routes()).filter((r) => r.dst === "default");
+    assert.deepEqual(defaults.map((r) => [r.gateway, r.dev]), [[`10.242.${f.subnet}.1`, "net1"]]);
+    const check = await call(f, "CHECK", conf);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.equal((await call(f, "DEL", conf)).code, 0);
+    assert.deepEqual(await linkNames(f.ns), ["lo"]);
+    assert.deepEqual(await leases(f), []);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("two default routes of one family are refused before anything runs", async () => {
+  const f = await fixture({
+    annotations: {
+      "k8s.v1.cni.cncf.io/networks": JSON.stringify([
+        { name: "mv-1", "default-route": ["10.242.1.1"] },
+        { name: "mv-2", "default-route": ["10.242.2.1"] },
+      ]),
+    },
+  });
+  try {
+    macvlanNad(f, "mv-1", { octet: 91 });
+    macvlanNad(f, "mv-2", { octet: 92 });
+    const add = await call(f, "ADD", multusConf(f));
+    assert.notEqual(add.code, 0);
+    assert.match(String(add.json!.msg), /more than one IPv4 default route/);
+    assert.deepEqual(await linkNames(f.ns), ["lo"]);
+    assert.deepEqual(await listFiles(f.root.cniDir), []);
+  } finally {
+    await f.cleanup();
+  }
+});
