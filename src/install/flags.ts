@@ -271,9 +271,17 @@ export function parseInstallFlags(args: string[]): InstallFlags {
     if (values[name] !== undefined) return values[name] as boolean;
     return INSTALL_FLAGS[name].default as boolean;
   };
-  const strDefault = (name: string): string => str(name) ?? (INSTALL_FLAGS[name].default as string);
+  const hostPrefix = (str("host-prefix") ?? (INSTALL_FLAGS["host-prefix"].default as string))
+    .replace(/\/+$/, "");
+  // Defaults under /host (the DaemonSet's mount of the host) follow --host-prefix, so
+  // `--host-prefix=` by hand on a node means the host's own /etc/cni/net.d, /opt/cni/bin, ...
+  const strDefault = (name: string): string => {
+    const given = str(name);
+    if (given !== undefined) return given;
+    const fallback = INSTALL_FLAGS[name].default as string;
+    return fallback.startsWith("/host/") ? `${hostPrefix}${fallback.slice(5)}` : fallback;
+  };
 
-  const hostPrefix = strDefault("host-prefix").replace(/\/+$/, "");
   const cniConfDir = strDefault("cni-conf-dir");
   const logLevel = strDefault("multus-log-level").toLowerCase();
   if (logLevel !== "" && !LOG_LEVELS.includes(logLevel)) {

@@ -142,3 +142,13 @@ Deno.test("toHostPath() strips the host prefix only from paths under it", () => 
   assert.deepEqual(toHostPath("/etc/cni/net.d", "/host"), "/etc/cni/net.d");
   assert.deepEqual(toHostPath("/host/etc", ""), "/host/etc");
 });
+
+Deno.test("parseInstallFlags() moves /host defaults with --host-prefix (by hand: --host-prefix=)", () => {
+  const byHand = parseInstallFlags(["--host-prefix="]);
+  assert.equal(byHand.cniConfDir, "/etc/cni/net.d");
+  assert.equal(byHand.cniBinDir, "/opt/cni/bin");
+  assert.equal(byHand.multusCniConfDir, "/etc/cni/multus/net.d");
+  const daemonSet = parseInstallFlags([]);
+  assert.equal(daemonSet.cniConfDir, "/host/etc/cni/net.d");
+  assert.equal(parseInstallFlags(["--host-prefix=/h", "--cni-conf-dir=/x"]).cniConfDir, "/x");
+});
