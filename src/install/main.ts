@@ -117,6 +117,24 @@ class Installer {
     }
   }
 
+  /**
+   * Says whether the kubelet's PodResources socket exists (the DaemonSet mounts its folder for
+   * this): without it, networks whose NAD has a `resourceName` (SR-IOV, DPDK) cannot get a
+   * device, unless the device checkpoint file is there.
+   */
+  async #reportPodResources(): Promise<void> {
+    const socket = `${this.#flags.hostPrefix}/var/lib/kubelet/pod-resources/kubelet.sock`;
+    try {
+      await Deno.stat(socket);
+      this.#say(`kubelet PodResources socket found (${socket}): device networks can be attached`);
+    } catch {
+      this.#say(
+        `kubelet PodResources socket not found at ${socket}: networks with a resourceName ` +
+          "(SR-IOV, DPDK) will use the kubelet's device checkpoint file or fail ADD",
+      );
+    }
+  }
+
   async #run(): Promise<number> {
     const flags = this.#flags;
     try {
@@ -132,6 +150,7 @@ class Installer {
       return EXIT_FAILURE;
     }
 
+    await this.#reportPodResources();
     const state = await this.#syncConfig();
     if (flags.skipConfigWatch) {
       if (state !== "ok") {

@@ -15,6 +15,12 @@ import { type CachedDelegate, removeScratchCache, saveScratchCache } from "./scr
 import { waitForReadinessIndicator } from "./readiness.ts";
 import { checkRequestCapabilities, verifyRequests } from "./requests.ts";
 import { applyDefaultRoutes, checkDefaultRouteRequests } from "./default_route.ts";
+import {
+  deviceInfoFileFor,
+  readDeviceInfoFor,
+  removeDeviceInfoFor,
+  writeDeviceInfoFor,
+} from "./device_info_files.ts";
 
 /** Runs ADD and returns the result text for stdout. */
 export async function cmdAdd(inv: Invocation): Promise<string> {
@@ -33,6 +39,8 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
   for (const d of delegates) {
     checkRequestCapabilities(d, podLabel(inv));
     d.capabilityArgs = runtimeConfFor(inv, d, "ADD").capabilityArgs;
+    const deviceInfoFile = await deviceInfoFileFor(inv, d);
+    if (deviceInfoFile) d.capabilityArgs.CNIDeviceInfoFile = deviceInfoFile;
   }
 
   checkDefaultRouteRequests(delegates, podLabel(inv));
@@ -51,9 +59,10 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
     let added = false;
     try {
       log.verbose(`ADD ${d.name} as ${d.ifName}`, { network: d.name });
+      await writeDeviceInfoFor(inv, d);
       const result = await addNetwork(d.config, runtimeConfFor(inv, d, "ADD"));
       added = true;
-      attached.push({ delegate: d, result });
+      attached.push({ delegate: d, result, deviceInfo: await readDeviceInfoFor(inv, d) });
       verifyRequests(d, result);
       log.verbose(`ADD ${d.name} as ${d.ifName} done: ${resultToJson(result)}`, {
         network: d.name,
@@ -121,6 +130,7 @@ async function rollBack(
   const failures: string[] = [];
   const failed = delegates.length - 1;
   for (const [i, d] of [...delegates.entries()].reverse()) {
+    await removeDeviceInfoFor(inv, d);
     try {
       await delNetwork(d.config, runtimeConfFor(inv, d, "DEL"));
     } catch (err) {

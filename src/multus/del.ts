@@ -11,6 +11,7 @@ import { log } from "../log/logger.ts";
 import { type Delegate, planInterfaces } from "./delegate.ts";
 import { type Invocation, podLabel, runtimeConfFor } from "./invocation.ts";
 import { planDelWithoutCache } from "./resolve.ts";
+import { removeDeviceInfoFor } from "./device_info_files.ts";
 import { type CachedDelegate, loadScratchCache, removeScratchCache } from "./scratch_cache.ts";
 
 /** Runs DEL; resolves when everything known was released. */
@@ -43,6 +44,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
   const failures: string[] = [];
   let firstError: unknown;
   for (const d of [...delegates].reverse()) {
+    await removeDeviceInfoFor(inv, d);
     try {
       log.verbose(`DEL ${d.name} (${d.ifName})`, { network: d.name });
       await delNetwork(d.config, runtimeConfFor(inv, d, "DEL"));
@@ -67,5 +69,11 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     );
   }
   // Also when absent: a temp file of a write the plugin was killed in may be left.
-  await removeScratchCache(conf.cniDir, request.containerId);
+  try {
+    await removeScratchCache(conf.cniDir, request.containerId);
+  } catch (err) {
+    // Every network is released: a cache file that cannot go (read-only disk) must not keep
+    // the pod terminating (decision 9); DEL again or GC removes it later.
+    log.error(`DEL of ${podLabel(inv)} released every network, but: ${(err as Error).message}`);
+  }
 }

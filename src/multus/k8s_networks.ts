@@ -42,6 +42,13 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
   const identity = pod
     ? { namespace: inv.pod!.namespace, name: inv.pod!.name, uid: pod.metadata.uid ?? inv.pod!.uid }
     : inv.pod;
+  if (identity && delegates.some((d) => d.resourceName)) {
+    const { assignDeviceIds } = await import("../nfv/device_ids.ts");
+    await assignDeviceIds(identity, delegates, {
+      podResourcesSocket: inv.conf.podResourcesSocket,
+      checkpointFile: inv.conf.deviceCheckpointFile,
+    });
+  }
   const plan: AddPlan = { delegates, pod: identity };
   if (kube && pod) {
     const podObject = pod;
@@ -170,8 +177,10 @@ async function resolveNetworks(
     const where = `pod "${podNs}/${inv.pod!.name}" annotation ${NETWORKS_ANNOTATION}`;
     const selections = parseSelection(networks, { defaultNamespace: podNs, where });
     for (const s of selections) checkNamespaceIsolation(inv, s);
-    const extra = await Promise.all(
-      selections.map((s) => delegateFromSelection(inv, kube, pod, s, forAdd)),
+    const extra = await mapConcurrently(
+      selections,
+      NAD_READS_IN_FLIGHT,
+      (s) => delegateFromSelection(inv, kube, pod, s, forAdd),
     );
     delegates.push(...extra);
   }
@@ -385,6 +394,36 @@ async function sendAddedEvents(
       log.verbose(`event "${message}" not sent: ${(err as Error).message}`);
     }
   }));
+}
+
+/**
+ * NAD reads in flight at once: enough to overlap their latencies, few enough that a pod
+ * listing thousands of networks cannot exhaust file descriptors or flood the API server.
+ */
+const NAD_READS_IN_FLIGHT = 16;
+
+/** `Promise.all(items.map(fn))` with at most `limit` calls running; stops at the first error. */
+async function mapConcurrently<T, R>(
+  items: T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 async function withCap(work: Promise<void>, ms: number): Promise<void> {

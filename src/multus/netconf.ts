@@ -53,6 +53,12 @@ export interface MultusNetConf {
   readinessIndicatorTimeoutSeconds: number;
   /** Ours: total budget for Kubernetes API calls of one command. */
   apiTimeoutSeconds: number;
+  /** Ours: the kubelet PodResources socket (device IDs of SR-IOV and DPDK networks). */
+  podResourcesSocket: string;
+  /** Ours: the device plugins' checkpoint file, used when the socket is absent. */
+  deviceCheckpointFile: string;
+  /** Ours: device-info directory (`dp/` written by device plugins, `cni/` by us). */
+  deviceInfoDir: string;
   /** Keys we do not know, as spelled (for `multus validate`). */
   unknownKeys: string[];
   /** Warnings found while loading (e.g. an unknown log level, kept as Multus does). */
@@ -101,6 +107,9 @@ const NetConfSchema = z.object({
   delegateTimeoutSeconds: optionalNumber,
   readinessIndicatorTimeoutSeconds: optionalNumber,
   apiTimeoutSeconds: optionalNumber,
+  podResourcesSocket: optionalString,
+  deviceCheckpointFile: optionalString,
+  deviceInfoDir: optionalString,
 });
 
 type RawNetConf = z.infer<typeof NetConfSchema>;
@@ -123,6 +132,9 @@ export const NETCONF_DEFAULTS = {
   delegateTimeoutSeconds: 120,
   readinessIndicatorTimeoutSeconds: 45,
   apiTimeoutSeconds: 30,
+  podResourcesSocket: "/var/lib/kubelet/pod-resources/kubelet.sock",
+  deviceCheckpointFile: "/var/lib/kubelet/device-plugins/kubelet_internal_checkpoint",
+  deviceInfoDir: "/var/run/k8s.cni.cncf.io/devinfo",
 } as const;
 
 /**
@@ -216,6 +228,9 @@ export function loadMultusNetConf(text: string): MultusNetConf {
     readinessIndicatorTimeoutSeconds: raw.readinessIndicatorTimeoutSeconds ??
       NETCONF_DEFAULTS.readinessIndicatorTimeoutSeconds,
     apiTimeoutSeconds: raw.apiTimeoutSeconds ?? NETCONF_DEFAULTS.apiTimeoutSeconds,
+    podResourcesSocket: raw.podResourcesSocket || NETCONF_DEFAULTS.podResourcesSocket,
+    deviceCheckpointFile: raw.deviceCheckpointFile || NETCONF_DEFAULTS.deviceCheckpointFile,
+    deviceInfoDir: raw.deviceInfoDir || NETCONF_DEFAULTS.deviceInfoDir,
     unknownKeys,
     warnings,
   };

@@ -24,11 +24,8 @@ export interface NetworkStatus {
 }
 
 /** Builds the entries for every attached network, in order. */
-export function networkStatuses(
-  attached: AttachedNetwork[],
-  deviceInfo?: Map<number, unknown>,
-): NetworkStatus[] {
-  return attached.flatMap((a, i) => statusesOf(a, deviceInfo?.get(i)));
+export function networkStatuses(attached: AttachedNetwork[]): NetworkStatus[] {
+  return attached.flatMap((a) => statusesOf(a, a.deviceInfo));
 }
 
 /** The annotation value: `[` + entries indented by 4 spaces, joined by `,` + `]`, as Multus. */

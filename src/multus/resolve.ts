@@ -14,6 +14,8 @@ import type { PodIdentity } from "./scratch_cache.ts";
 export interface AttachedNetwork {
   delegate: Delegate & { ifName: string; isMaster: boolean };
   result: CniResult;
+  /** The device-info (spec 1.1.0) of the device handed to the delegate, when known. */
+  deviceInfo?: unknown;
 }
 
 /** What ADD must do for this pod. */

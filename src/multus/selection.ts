@@ -29,6 +29,9 @@ export interface NetworkSelection {
   deviceID?: string;
 }
 
+/** Kubernetes' limit on the total size of an object's annotations (TotalAnnotationSizeLimitB). */
+const MAX_ANNOTATION_LENGTH = 256 * 1024;
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const KNOWN_KEYS = new Map(
   [
@@ -57,6 +60,12 @@ export function parseSelection(
   value: string,
   options: { defaultNamespace: string; where: string },
 ): NetworkSelection[] {
+  if (value.length > MAX_ANNOTATION_LENGTH) {
+    fail(
+      "networks",
+      `Cannot parse ${options.where}: it is ${value.length} characters long, more than Kubernetes allows for all annotations of a pod together (256 KiB)`,
+    );
+  }
   if (value.trim() === "") return [];
   if (/[[{"]/.test(value)) return parseJsonForm(value, options);
   return value.split(",").map((item, i) => parseShortItem(item.trim(), i, options));
