@@ -79,21 +79,16 @@ export async function loadConfigFromPath(
   try {
     info = await Deno.stat(path);
   } catch (err) {
-    throw new ConfigError(
-      "clusterNetwork",
-      `Cannot use clusterNetwork ${path}: ${(err as Error).message}`,
-      {
-        details:
-          "Point clusterNetwork at the default network's config file, or the directory holding it",
-      },
-    );
+    throw new ConfigError(key, `Cannot use ${key} ${path}: ${(err as Error).message}`, {
+      details: `Point ${key} at the network's config file, or the directory holding it`,
+    });
   }
   if (!info.isDirectory) return await readConfigFile(path);
   const files = await configFiles(path);
   if (files.length === 0) {
     throw new ConfigError(
-      "clusterNetwork",
-      `Cannot use clusterNetwork ${path}: it holds no .conf, .json or .conflist file`,
+      key,
+      `Cannot use ${key} ${path}: it holds no .conf, .json or .conflist file`,
     );
   }
   return await readConfigFile(files[0]);

@@ -201,6 +201,28 @@ export function loadMultusNetConf(text: string): MultusNetConf {
     }
   }
 
+  return buildNetConf(raw, { delegates, clusterNetwork, logLevel, unknownKeys, warnings });
+}
+
+/**
+ * The configuration a DEL falls back to when stdin is unusable: every default, no network
+ * (DEL then works from the scratch cache in the default cniDir alone).
+ */
+export function fallbackNetConf(): MultusNetConf {
+  return buildNetConf({}, { delegates: [], clusterNetwork: "", unknownKeys: [], warnings: [] });
+}
+
+function buildNetConf(
+  raw: RawNetConf,
+  parts: {
+    delegates: NetworkConfig[];
+    clusterNetwork: string;
+    logLevel?: LogLevel;
+    unknownKeys: string[];
+    warnings: string[];
+  },
+): MultusNetConf {
+  const { delegates, clusterNetwork, logLevel, unknownKeys, warnings } = parts;
   return {
     cniVersion: raw.cniVersion ?? "",
     name: raw.name ?? "",

@@ -18,7 +18,12 @@ import {
   versionAtLeast,
 } from "../cni/version.ts";
 import { log } from "../log/logger.ts";
-import { loadMultusNetConf, type MultusNetConf, NETCONF_DEFAULTS } from "./netconf.ts";
+import {
+  fallbackNetConf,
+  loadMultusNetConf,
+  type MultusNetConf,
+  NETCONF_DEFAULTS,
+} from "./netconf.ts";
 import { type Invocation, podFromArgs } from "./invocation.ts";
 
 /** The outcome of one CNI command. */
@@ -54,7 +59,7 @@ export async function runCniCommand(
         (err as Error).message
       }); using the scratch cache in ${NETCONF_DEFAULTS.cniDir}`,
     );
-    conf = fallbackConf();
+    conf = fallbackNetConf();
   }
   configureLogging(conf);
   for (const warning of conf.warnings) log.warn(warning);
@@ -172,12 +177,4 @@ async function checkNetns(request: CniRequest): Promise<void> {
   } catch (err) {
     if (err instanceof CniError) throw err;
   }
-}
-
-function fallbackConf(): MultusNetConf {
-  return {
-    ...loadMultusNetConf(JSON.stringify({ name: "multus", clusterNetwork: "-" })),
-    name: "",
-    clusterNetwork: "",
-  };
 }

@@ -344,3 +344,27 @@ Deno.test("duplicate interface names are rejected before anything runs", async (
     await f.cleanup();
   }
 });
+
+Deno.test("DEL with an unusable config still releases everything from the scratch cache", async () => {
+  const f = await fixture();
+  try {
+    // The default cniDir (/var/lib/cni/multus): a broken config cannot name another one.
+    const conf = demoConf(f, "1.0.0", { cniDir: undefined });
+    assert.equal((await call(f, "ADD", conf)).code, 0);
+    assert.ok(await Deno.stat(`/var/lib/cni/multus/${f.containerId}`));
+    const del = await f.root.run({
+      command: "DEL",
+      containerId: f.containerId,
+      netns: f.ns.path,
+      config: '{"cniVersion": "1.0.0", "name": broken',
+    });
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
+    const leases = (await listFiles(f.leaseDir)).filter((p) => /\d+\.\d+\.\d+\.\d+$/.test(p));
+    assert.deepEqual(leases, []);
+    const left = (await listFiles("/var/lib/cni/multus")).filter((p) => p.includes(f.containerId));
+    assert.deepEqual(left, []);
+  } finally {
+    await f.cleanup();
+  }
+});
