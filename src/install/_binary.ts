@@ -7,6 +7,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
+import { syncDirectory } from "../util/atomic_write.ts";
 
 /** Mode of the installed plugin. */
 export const PLUGIN_MODE = 0o755;
@@ -62,7 +63,7 @@ export async function installFile(source: string, target: string): Promise<Insta
     await Deno.remove(tmp).catch(() => {});
     throw new Error(`Cannot install ${target}: ${(err as Error).message}`);
   }
-  await syncDir(dirname(target));
+  await syncDirectory(dirname(target));
   return { path: target, changed: true };
 }
 
@@ -104,7 +105,7 @@ export async function installText(
     await Deno.remove(tmp).catch(() => {});
     throw new Error(`Cannot write ${target}: ${(err as Error).message}`);
   }
-  await syncDir(dirname(target));
+  await syncDirectory(dirname(target));
   return { path: target, changed: true };
 }
 
@@ -226,17 +227,4 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const handle = await Deno.open(dir, { read: true });
-    try {
-      await handle.sync();
-    } finally {
-      handle.close();
-    }
-  } catch {
-    // some file systems refuse fsync on directories; the rename is still atomic
-  }
 }

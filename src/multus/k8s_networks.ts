@@ -28,6 +28,7 @@ import {
   NETWORKS_ANNOTATION,
   type NetworkSelection,
   parseSelection,
+  selectionToDelegate,
 } from "./selection.ts";
 
 /** Longest wait for events at the end of ADD; they never fail or slow ADD beyond this. */
@@ -246,20 +247,10 @@ async function delegateFromSelection(
   }
   let config = await nadConfig(inv, nad, label);
   if (s.cniArgs) config = withCniArgs(config, s.cniArgs, label);
-  return {
-    name: label,
+  return selectionToDelegate(s, {
     config,
-    ifnameRequest: s.interface,
-    macRequest: s.mac,
-    ipRequest: s.ips,
-    portMappings: s.portMappings,
-    bandwidth: s.bandwidth,
-    infinibandGUID: s.infinibandGuid,
-    defaultRoute: s.defaultRoute,
-    deviceID: s.deviceID,
     resourceName: nad.metadata.annotations?.["k8s.v1.cni.cncf.io/resourceName"],
-    cniArgs: s.cniArgs,
-  };
+  });
 }
 
 /** The CNI config of a NAD: `spec.config` (name injected when missing) or the file in confDir. */

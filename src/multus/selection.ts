@@ -7,7 +7,8 @@
 
 import { ipFamily as isIP } from "../util/ip.ts";
 import { CniErrorCode, ConfigError } from "../cni/errors.ts";
-import type { BandwidthEntry, PortMapping } from "./delegate.ts";
+import type { BandwidthEntry, Delegate, PortMapping } from "./delegate.ts";
+import type { NetworkConfig } from "../cni/network_config.ts";
 
 /** Pod annotation listing the extra networks. */
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
@@ -303,4 +304,25 @@ function bandwidth(v: unknown, field: string, at: string): BandwidthEntry {
     out[key] = n;
   }
   return out;
+}
+
+/** The delegate for a selected network: its config and everything the pod asked of it. */
+export function selectionToDelegate(
+  s: NetworkSelection,
+  options: { config: NetworkConfig; resourceName?: string },
+): Delegate {
+  return {
+    name: `${s.namespace}/${s.name}`,
+    config: options.config,
+    ifnameRequest: s.interface,
+    macRequest: s.mac,
+    ipRequest: s.ips,
+    portMappings: s.portMappings,
+    bandwidth: s.bandwidth,
+    infinibandGUID: s.infinibandGuid,
+    defaultRoute: s.defaultRoute,
+    deviceID: s.deviceID,
+    resourceName: options.resourceName,
+    cniArgs: s.cniArgs,
+  };
 }

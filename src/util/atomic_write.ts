@@ -77,7 +77,7 @@ async function pathExists(path: string): Promise<boolean> {
 }
 
 /** fsyncs a directory so a rename in it survives a crash; errors are ignored. */
-async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   try {
     const handle = await Deno.open(dir, { read: true });
     try {

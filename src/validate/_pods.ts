@@ -14,6 +14,7 @@ import {
   NETWORKS_ANNOTATION,
   type NetworkSelection,
   parseSelection,
+  selectionToDelegate,
 } from "../multus/selection.ts";
 import type { Context } from "./_context.ts";
 import { type Where, within } from "./_findings.ts";
@@ -207,19 +208,7 @@ function resolveSelection(
     if (!nad.config) return { delegate: selectionPlaceholder(s), where, resolved: false };
   }
   return {
-    delegate: {
-      name: label,
-      config: nad.config,
-      ifnameRequest: s.interface,
-      macRequest: s.mac,
-      ipRequest: s.ips,
-      portMappings: s.portMappings,
-      bandwidth: s.bandwidth,
-      infinibandGUID: s.infinibandGuid,
-      defaultRoute: s.defaultRoute,
-      deviceID: s.deviceID,
-      cniArgs: s.cniArgs,
-    },
+    delegate: selectionToDelegate(s, { config: nad.config }),
     where,
     resolved: true,
   };
