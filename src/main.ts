@@ -42,6 +42,7 @@ async function runPlugin(): Promise<number> {
       return text;
     });
     if (out !== "") writeOut(out);
+    log.debug(`${env.CNI_COMMAND}: done ${Math.round(performance.now())} ms after start`);
     return 0;
   } catch (err) {
     const json = toCniErrorJson(err, cniVersion);

@@ -6,7 +6,7 @@
  * rename over the target, fsync the directory. An identical file is left alone.
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../util/path.ts";
 import { syncDirectory } from "../util/atomic_write.ts";
 
 /** Mode of the installed plugin. */

@@ -13,7 +13,7 @@
  * them on every call and rotation needs no rewrite at all.
  */
 
-import { join } from "node:path";
+import { join } from "../util/path.ts";
 import { isUnderHostPrefix, toHostPath } from "./flags.ts";
 
 /** Inputs of {@linkcode renderKubeconfig}. */

@@ -6,7 +6,7 @@
  * its own delegates after a restart is a classic upstream bug).
  */
 
-import { join } from "node:path";
+import { join } from "../util/path.ts";
 
 /** File names this installer writes into the CNI config directory. */
 export const OUR_CONFIG_NAMES = ["00-multus.conf", "00-multus.conflist"] as const;

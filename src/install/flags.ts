@@ -6,7 +6,7 @@
  * booleans as `--flag` or `--flag=true|false` (any value Go's `strconv.ParseBool` takes).
  */
 
-import { parseArgs } from "node:util";
+import { parseLongOptions } from "../util/cli_args.ts";
 
 /** One flag: its type, default and meaning, as shown by `--help`. */
 export interface FlagSpec {
@@ -262,7 +262,7 @@ export function parseInstallFlags(args: string[]): InstallFlags {
   const { tokens, falseFlags } = normalizeArgs(args);
   const options: Record<string, { type: "string" | "boolean" }> = {};
   for (const [name, spec] of Object.entries(INSTALL_FLAGS)) options[name] = { type: spec.type };
-  const { values } = parseArgs({ args: tokens, options, strict: true, allowPositionals: false });
+  const { values } = parseLongOptions(tokens, { options });
   const given = new Set<string>([...Object.keys(values), ...falseFlags]);
 
   const str = (name: string): string | undefined => values[name] as string | undefined;

@@ -7,8 +7,7 @@
  * output goes to stderr; `--help` goes to stdout.
  */
 
-import { basename, dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, dirname, fromFileUrl, join, resolve } from "../util/path.ts";
 import {
   FlagError,
   type InstallFlags,
@@ -237,10 +236,10 @@ class Installer {
           "compiled binary",
       );
     }
-    const mainModule = fileURLToPath(mainUrl);
-    const configPath = fileURLToPath(new URL("../../deno.json", import.meta.url));
+    const mainModule = fromFileUrl(mainUrl);
+    const configPath = fromFileUrl(new URL("../../deno.json", import.meta.url));
     const config = await exists(configPath) ? configPath : undefined;
-    const flagsFile = fileURLToPath(new URL("../../scripts/permission_flags", import.meta.url));
+    const flagsFile = fromFileUrl(new URL("../../scripts/permission_flags", import.meta.url));
     const permissionFlags = (await readText(flagsFile))?.trim().split(/\s+/).filter(Boolean);
     const text = launcherScript({ deno: Deno.execPath(), mainModule, config, permissionFlags });
     let result;

@@ -63,6 +63,9 @@ export async function runCniCommand(
   }
   configureLogging(conf);
   for (const warning of conf.warnings) log.warn(warning);
+  log.debug(
+    `${request.command}: configuration loaded ${Math.round(performance.now())} ms after start`,
+  );
   checkConfigName(conf, request);
   checkVersion(conf, request);
 

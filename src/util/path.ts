@@ -50,3 +50,10 @@ export function normalize(path: string): string {
   if (absolute) return `/${joined}`;
   return joined === "" ? "." : joined;
 }
+
+/** The path of a `file:` URL (string or URL). */
+export function fromFileUrl(url: string | URL): string {
+  const u = typeof url === "string" ? new URL(url) : url;
+  if (u.protocol !== "file:") throw new TypeError(`Not a file URL: ${u.href}`);
+  return decodeURIComponent(u.pathname);
+}

@@ -3,7 +3,7 @@
  * Command line of `multus validate`.
  */
 
-import { parseArgs } from "node:util";
+import { parseLongOptions } from "../util/cli_args.ts";
 
 /** The parsed command line. */
 export interface ValidateArgs {
@@ -53,10 +53,8 @@ exit status: 0 no errors (warnings allowed), 1 errors found, 2 usage error
 export function parseValidateArgs(args: string[]): ValidateArgs {
   let parsed;
   try {
-    parsed = parseArgs({
-      args,
+    parsed = parseLongOptions(args, {
       allowPositionals: true,
-      strict: true,
       options: {
         config: { type: "string" },
         "bin-dir": { type: "string", multiple: true },
@@ -68,7 +66,14 @@ export function parseValidateArgs(args: string[]): ValidateArgs {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const { values, positionals } = parsed;
+  const { positionals } = parsed;
+  const values = parsed.values as {
+    config?: string;
+    "bin-dir"?: string[];
+    "conf-dir"?: string;
+    json?: boolean;
+    help?: boolean;
+  };
   for (const [flag, value] of [["--config", values.config], ["--conf-dir", values["conf-dir"]]]) {
     if (value === "") throw new UsageError(`${flag} needs a value`);
   }
