@@ -197,6 +197,12 @@ Deno.test("cluster network from a file + one NAD (short form): interfaces, statu
     assert.equal(writes.length, 1, "one status write");
     assert.equal(writes[0].method, "PATCH");
     assert.equal(writes[0].auth, "token");
+    const added = f.api.events().filter((e) => e.reason === "AddedInterface").map((e) => e.message)
+      .sort();
+    assert.deepEqual(added, [
+      `Add eth0 [10.241.${f.subnet}.2/24] from cluster-bridge`,
+      `Add net1 [10.242.${f.subnet}.10/24] from default/macvlan-conf`,
+    ]);
 
     f.api.clearRequests();
     const del = await call(f, "DEL", multusConf(f));
