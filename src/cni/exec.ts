@@ -203,10 +203,11 @@ async function collect(
     // A grandchild that left the group could keep the pipes open: stop reading them.
     for (const reader of readers) reader.cancel().catch(() => {});
   };
+  // setTimeout holds at most 2^31-1 ms (24.8 days); a longer configured timeout would fire at once.
   const timer = setTimeout(() => {
     timedOut = true;
     stop();
-  }, timeoutMs);
+  }, Math.min(timeoutMs, 2 ** 31 - 1));
 
   const writing = (async () => {
     const writer = child.stdin.getWriter();

@@ -372,15 +372,13 @@ export function stripJsonc(text: string): string {
 }
 
 /**
- * Parses JSON, or JSONC (comments, trailing commas): `JSON.parse` first, the JSONC scanner
- * only when that fails. Throws {@linkcode JsonSyntaxError} with the line and column.
+ * Parses JSON, or JSONC (comments, trailing commas). The scanner reads the text first, so
+ * every text accepted here can later be cut and edited by this module (`JSON.parse` alone
+ * accepts nesting deeper than the scanner does). Throws {@linkcode JsonSyntaxError} with the
+ * line and column.
  */
 export function parseJsonc(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return JSON.parse(stripJsonc(text));
-  }
+  return JSON.parse(stripJsonc(text));
 }
 
 function serialise(key: string, value: unknown): string {

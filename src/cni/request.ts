@@ -163,18 +163,16 @@ export function validateNetworkName(name: string): void {
 export function parseConfigText(text: string): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(text);
-  } catch {
-    try {
-      value = JSON.parse(stripJsonc(text));
-    } catch (err) {
-      const reason = err instanceof JsonSyntaxError ? err.detail : (err as Error).message;
-      throw new CniError(
-        CniErrorCode.DecodeFailure,
-        `error unmarshall network config: ${reason}`,
-        { cause: err },
-      );
-    }
+    // The scanner first: the delegates are later cut out of this text with it, so its limits
+    // (nesting depth) must hold for every text accepted here.
+    value = JSON.parse(stripJsonc(text));
+  } catch (err) {
+    const reason = err instanceof JsonSyntaxError ? err.detail : (err as Error).message;
+    throw new CniError(
+      CniErrorCode.DecodeFailure,
+      `error unmarshall network config: ${reason}`,
+      { cause: err },
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     const got = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;

@@ -429,7 +429,15 @@ export class KubeClient {
   }
 
   #connectionFailure(err: unknown): Failure {
-    const text = errorText(err);
+    // The transport may quote the request's headers ("Invalid header value: "Bearer …"") and
+    // this text is logged: never the token, as given or escaped.
+    let text = errorText(err);
+    const token = this.#credentials.token;
+    if (token) {
+      for (const form of [token, JSON.stringify(token).slice(1, -1), ...token.split(/\s+/)]) {
+        if (form.length >= 4) text = text.replaceAll(form, "<redacted>");
+      }
+    }
     const at = `the API server at ${this.#credentials.server}`;
     let reason = "ConnectionError";
     let what = `cannot connect to ${at}: ${text}`;
@@ -696,7 +704,23 @@ function podPath(namespace: string, name: string): string {
   return `/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`;
 }
 
+/**
+ * One path segment, escaped. As client-go's `IsValidPathSegmentName`: "", "." and ".." are
+ * refused, since URL normalisation would turn them into another path (another resource).
+ */
 function enc(segment: string): string {
+  if (segment === "" || segment === "." || segment === "..") {
+    throw new K8sApiError(
+      `Cannot ask the API server about ${JSON.stringify(segment)}: it is not a valid name`,
+      {
+        status: 0,
+        reason: "InvalidName",
+        verb: "",
+        path: "",
+        code: CniErrorCode.InvalidNetworkConfig,
+      },
+    );
+  }
   return encodeURIComponent(segment);
 }
 

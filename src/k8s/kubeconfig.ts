@@ -187,7 +187,13 @@ class KubeconfigReader {
       const where = pos ? ` at line ${pos.line}, column ${pos.col}` : "";
       throw this.#error("", `it is not valid YAML${where} (${error.code})`);
     }
-    return doc.toJS();
+    try {
+      return doc.toJS();
+    } catch (err) {
+      // An alias bomb or an unresolved alias; only the reason, never the text.
+      const reason = (err as Error).message.split(":")[0];
+      throw this.#error("", `it cannot be read as YAML (${reason})`);
+    }
   }
 
   async #readCluster(name: string, cluster: Obj, out: KubeCredentials): Promise<void> {

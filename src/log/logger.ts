@@ -109,9 +109,15 @@ class Logger {
     if (ctx.containerId) parts.push(`container=${ctx.containerId.slice(0, 12)}`);
     if (ctx.pod) parts.push(`pod=${ctx.pod}`);
     if (ctx.network) parts.push(`network=${ctx.network}`);
-    // One event, one line: embedded newlines would let two runs' lines interleave.
-    parts.push(message.replace(/\r?\n/g, "\\n"));
-    return parts.join(" ") + "\n";
+    parts.push(message);
+    // One event, one line: embedded newlines would let two runs' lines interleave, and other
+    // control characters (a lone CR, escapes) quoted from delegates, annotations or CNI_ARGS
+    // could forge or hide lines in a terminal.
+    return parts.join(" ").replace(/\r?\n/g, "\\n").replace(
+      // deno-lint-ignore no-control-regex
+      /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    ) + "\n";
   }
 
   #toFile(line: string): void {

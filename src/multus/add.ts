@@ -6,6 +6,7 @@
 
 import { CniError, CniErrorCode } from "../cni/errors.ts";
 import { addNetwork, delNetwork } from "../cni/invoke.ts";
+import { validateIfName, validateNetworkName } from "../cni/request.ts";
 import { type CniResult, convertResult, type ResultCurrent, resultToJson } from "../cni/result.ts";
 import { log } from "../log/logger.ts";
 import { planInterfaces } from "./delegate.ts";
@@ -37,6 +38,13 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
     args,
   }));
   for (const d of delegates) {
+    // Names that become part of cache file paths, checked before anything runs (decision 13).
+    try {
+      validateNetworkName(d.config.name);
+      validateIfName(d.ifName);
+    } catch (err) {
+      throw explain(err, `Cannot attach network "${d.name}" as ${d.ifName} to ${podLabel(inv)}`);
+    }
     checkRequestCapabilities(d, podLabel(inv));
     d.capabilityArgs = runtimeConfFor(inv, d, "ADD").capabilityArgs;
     const deviceInfoFile = await deviceInfoFileFor(inv, d);

@@ -246,7 +246,13 @@ async function delegateFromSelection(
     throw explain(err, `Cannot attach network "${label}" to ${podLabel(inv)}`);
   }
   let config = await nadConfig(inv, nad, label);
-  if (s.cniArgs) config = withCniArgs(config, s.cniArgs, label);
+  if (s.cniArgs) {
+    try {
+      config = withCniArgs(config, s.cniArgs, label);
+    } catch (err) {
+      throw explain(err, `Cannot attach network "${label}" to ${podLabel(inv)}`);
+    }
+  }
   return selectionToDelegate(s, {
     config,
     resourceName: nad.metadata.annotations?.["k8s.v1.cni.cncf.io/resourceName"],

@@ -7,6 +7,7 @@
 
 import { ipFamily as isIP } from "../util/ip.ts";
 import { CniErrorCode, ConfigError } from "../cni/errors.ts";
+import { validateIfName } from "../cni/request.ts";
 import type { BandwidthEntry, Delegate, PortMapping } from "./delegate.ts";
 import type { NetworkConfig } from "../cni/network_config.ts";
 
@@ -111,13 +112,13 @@ function parseShortItem(
 }
 
 function checkIfName(ifname: string, field: string, at: string): string {
-  if (
-    ifname === "" || ifname.length > 15 || /[\s/:]/.test(ifname) || ifname === "." ||
-    ifname === ".."
-  ) {
+  // The rule libcni applies before running a delegate (15 bytes, Go's whitespace).
+  try {
+    validateIfName(ifname);
+  } catch {
     fail(
       field,
-      `Cannot parse ${at}: interface name "${ifname}" must be 1-15 characters without "/", ":" or spaces`,
+      `Cannot parse ${at}: interface name "${ifname}" must be 1-15 characters (15 bytes at most) without "/", ":" or spaces`,
     );
   }
   return ifname;

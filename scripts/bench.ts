@@ -1,0 +1,761 @@
+/**
+ * @module
+ * The benchmark report: ADD and DEL latency of the plugin against calling the same delegates
+ * directly (the floor), for 0 (delegates mode), 1, 4 and 16 extra networks with 0 and 5 ms of
+ * API latency; API requests per ADD; peak RSS; VERSION start-up; 30 concurrent ADDs. Writes
+ * docs/benchmarks.md and docs/latency.svg and prints the tables. Run it as root through
+ * `scripts/bench` (`--quick` for fewer runs).
+ *
+ * Everything runs on this machine: network namespaces and links it creates (and removes), the
+ * test API server on 127.0.0.1.
+ */
+
+import { join } from "node:path";
+import {
+  makeTestRoot,
+  REPO_ROOT,
+  SYSTEM_CNI_DIR,
+  type TestRoot,
+} from "../tests/helpers/plugin_run.ts";
+import { deleteHostLink, HostVeth, sh, TestNetns } from "../tests/helpers/netns.ts";
+import { startTestApiServer, type TestApiServer } from "../tests/k8s_api/server.ts";
+
+const QUICK = Deno.args.includes("--quick");
+const RUNS = QUICK ? 5 : 20;
+const WARMUP = QUICK ? 1 : 2;
+const NETWORKS = [0, 1, 4, 16];
+const API_LATENCIES = [0, 5];
+const CONCURRENT = 30;
+const encoder = new TextEncoder();
+
+function print(text = ""): void {
+  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
+}
+
+/** Median, 90th percentile (nearest rank) and maximum, in ms. */
+interface Stats {
+  median: number;
+  p90: number;
+  max: number;
+}
+
+function stats(samples: number[]): Stats {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
+  const mid = sorted.length / 2;
+  const median = sorted.length % 2 ? sorted[Math.floor(mid)] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { median, p90: rank(0.9), max: sorted[sorted.length - 1] };
+}
+
+const fmt = (ms: number) => ms < 10 ? ms.toFixed(1) : ms.toFixed(0);
+const fmtStats = (s: Stats) => `${fmt(s.median)} / ${fmt(s.p90)} / ${fmt(s.max)}`;
+
+interface Exec {
+  code: number;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/** Runs a binary with CNI variables and stdin; times it from spawn to exit. */
+async function exec(
+  binary: string,
+  env: Record<string, string>,
+  stdin: string,
+  args: string[] = [],
+): Promise<Exec> {
+  const started = performance.now();
+  const child = new Deno.Command(binary, {
+    args,
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(encoder.encode(stdin));
+  await writer.close();
+  const out = await child.output();
+  const ms = performance.now() - started;
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+    ms,
+  };
+}
+
+function cniEnv(
+  command: string,
+  containerId: string,
+  netns: string,
+  ifName: string,
+  path: string,
+): Record<string, string> {
+  return {
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: netns,
+    CNI_IFNAME: ifName,
+    CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod",
+    CNI_PATH: path,
+  };
+}
+
+function must(run: Exec, what: string): Exec {
+  if (run.code !== 0) throw new Error(`${what} failed (${run.code}): ${run.stdout} ${run.stderr}`);
+  return run;
+}
+
+interface Bench {
+  root: TestRoot;
+  api: TestApiServer;
+  ns: TestNetns;
+  veth: HostVeth;
+  bridge: string;
+  leaseDir: string;
+  clusterFile: string;
+  bridgeConf: Record<string, unknown>;
+  macvlanConf(i: number): Record<string, unknown>;
+  kubeconfig: string;
+  octet: number;
+}
+
+let counter = 0;
+const newId = (tag: string) => `bench-${tag}-${Date.now().toString(36)}-${counter++}`;
+
+/** One ADD and one DEL through the plugin; returns [addMs, delMs, apiRequests]. */
+async function pluginRound(b: Bench, networks: number): Promise<[number, number, string[]]> {
+  const id = newId("p");
+  const multus = join(b.root.binDir, "multus");
+  const conf = networks === 0
+    ? {
+      cniVersion: "1.0.0",
+      name: "multus-bench",
+      type: "multus",
+      delegates: [b.bridgeConf],
+      cniDir: b.root.cniDir,
+      binDir: b.root.binDir,
+    }
+    : {
+      cniVersion: "1.0.0",
+      name: "multus-bench",
+      type: "multus",
+      kubeconfig: b.kubeconfig,
+      clusterNetwork: b.clusterFile,
+      cniDir: b.root.cniDir,
+      binDir: b.root.binDir,
+      confDir: b.root.confDir,
+    };
+  const path = `${b.root.binDir}:${SYSTEM_CNI_DIR}`;
+  b.api.clearRequests();
+  const add = must(
+    await exec(multus, cniEnv("ADD", id, b.ns.path, "eth0", path), JSON.stringify(conf)),
+    "plugin ADD",
+  );
+  const requests = b.api.requests().map((r) =>
+    `${r.method} ${
+      r.path.includes("/events")
+        ? "events"
+        : r.path.includes("network-attachment")
+        ? "nad"
+        : r.path.endsWith("/status")
+        ? "status"
+        : "pod"
+    }`
+  );
+  const del = must(
+    await exec(multus, cniEnv("DEL", id, b.ns.path, "eth0", path), JSON.stringify(conf)),
+    "plugin DEL",
+  );
+  return [add.ms, del.ms, requests];
+}
+
+/** The same delegates called directly, in the same order (DEL in reverse). */
+async function floorRound(b: Bench, networks: number): Promise<[number, number]> {
+  const id = newId("f");
+  const delegates: [string, string, Record<string, unknown>][] = [["bridge", "eth0", b.bridgeConf]];
+  for (let i = 1; i <= networks; i++) {
+    delegates.push(["macvlan", `net${i}`, { ...b.macvlanConf(i), name: `mv-${i}` }]);
+  }
+  const started = performance.now();
+  for (const [type, ifName, conf] of delegates) {
+    must(
+      await exec(
+        join(SYSTEM_CNI_DIR, type),
+        cniEnv("ADD", id, b.ns.path, ifName, SYSTEM_CNI_DIR),
+        JSON.stringify(conf),
+      ),
+      `floor ADD ${type}`,
+    );
+  }
+  const addMs = performance.now() - started;
+  const delStarted = performance.now();
+  for (const [type, ifName, conf] of [...delegates].reverse()) {
+    must(
+      await exec(
+        join(SYSTEM_CNI_DIR, type),
+        cniEnv("DEL", id, b.ns.path, ifName, SYSTEM_CNI_DIR),
+        JSON.stringify(conf),
+      ),
+      `floor DEL ${type}`,
+    );
+  }
+  return [addMs, performance.now() - delStarted];
+}
+
+interface Row {
+  networks: number;
+  apiMs: number | undefined;
+  pluginAdd: Stats;
+  pluginDel: Stats;
+  floorAdd: Stats;
+  floorDel: Stats;
+  requests: string[];
+}
+
+function describeRequests(requests: string[]): string {
+  if (requests.length === 0) return "0";
+  const count = (what: string) => requests.filter((r) => r === what).length;
+  const parts = [
+    [count("GET pod"), "pod GET"],
+    [count("GET nad"), "NAD GET"],
+    [count("PATCH status") + count("PUT status"), "status write"],
+    [count("POST events"), "events"],
+  ].filter(([n]) => (n as number) > 0).map(([n, what]) => `${n} ${what}`);
+  return `${requests.length} (${parts.join(", ")})`;
+}
+
+async function rssOf(argv: string[], env: Record<string, string>, stdin: string): Promise<number> {
+  const out = await Deno.makeTempFile();
+  try {
+    const wrapper = [
+      "-c",
+      "import resource,subprocess,sys\n" +
+      "r=subprocess.run(sys.argv[2:])\n" +
+      "open(sys.argv[1],'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n" +
+      "sys.exit(r.returncode)",
+      out,
+      ...argv,
+    ];
+    must(await exec("python3", env, stdin, wrapper), `rss of ${argv.join(" ")}`);
+    return Number(await Deno.readTextFile(out)) / 1024;
+  } finally {
+    await Deno.remove(out).catch(() => {});
+  }
+}
+
+async function machine(): Promise<Record<string, string>> {
+  const cpuinfo = await Deno.readTextFile("/proc/cpuinfo");
+  const meminfo = await Deno.readTextFile("/proc/meminfo");
+  const kb = Number(/MemTotal:\s+(\d+)/.exec(meminfo)?.[1] ?? 0);
+  return {
+    nproc: (await sh(["nproc"])).trim(),
+    cpu: /model name\s*:\s*(.+)/.exec(cpuinfo)?.[1]?.trim() ?? "unknown",
+    memory: `${(kb / 1024 / 1024).toFixed(1)} GiB`,
+    kernel: Deno.osRelease(),
+    deno: `${Deno.version.deno} (V8 ${Deno.version.v8}, TypeScript ${Deno.version.typescript})`,
+    plugins: `Debian containernetworking-plugins in ${SYSTEM_CNI_DIR}`,
+  };
+}
+
+async function setup(): Promise<Bench> {
+  const root = await makeTestRoot();
+  const api = await startTestApiServer();
+  const ns = await TestNetns.create();
+  const veth = await HostVeth.create();
+  const bridge = `mtbrb${crypto.randomUUID().slice(0, 5)}`;
+  const leaseDir = join(root.dir, "leases");
+  const octet = 10 + Math.floor(Math.random() * 200);
+  const bridgeConf = {
+    cniVersion: "1.0.0",
+    name: "cluster-bridge",
+    type: "bridge",
+    bridge,
+    isGateway: true,
+    ipam: {
+      type: "host-local",
+      subnet: `10.240.${octet}.0/24`,
+      dataDir: leaseDir,
+      routes: [{ dst: "0.0.0.0/0" }],
+    },
+  };
+  const clusterFile = join(root.dir, "10-bridge.conf");
+  await Deno.writeTextFile(clusterFile, JSON.stringify(bridgeConf));
+  const macvlanConf = (i: number) => ({
+    cniVersion: "1.0.0",
+    type: "macvlan",
+    master: veth.a,
+    mode: "bridge",
+    ipam: { type: "static", addresses: [{ address: `10.239.${octet}.${10 + i}/24` }] },
+  });
+  for (let i = 1; i <= Math.max(...NETWORKS); i++) {
+    api.setNad({
+      metadata: { name: `mv-${i}`, namespace: "bench" },
+      spec: { config: JSON.stringify(macvlanConf(i)) },
+    });
+  }
+  const kubeconfig = await api.writeKubeconfig();
+  return {
+    root,
+    api,
+    ns,
+    veth,
+    bridge,
+    leaseDir,
+    clusterFile,
+    bridgeConf,
+    macvlanConf,
+    kubeconfig,
+    octet,
+  };
+}
+
+async function teardown(b: Bench): Promise<void> {
+  await b.ns.remove();
+  await b.veth.remove();
+  await deleteHostLink(b.bridge);
+  await b.api.close();
+  await b.root.cleanup();
+}
+
+async function latencyRows(b: Bench): Promise<Row[]> {
+  const rows: Row[] = [];
+  const floors = new Map<number, [Stats, Stats]>();
+  for (const networks of NETWORKS) {
+    const fAdd: number[] = [];
+    const fDel: number[] = [];
+    for (let i = 0; i < WARMUP + RUNS; i++) {
+      const [a, d] = await floorRound(b, networks);
+      if (i >= WARMUP) {
+        fAdd.push(a);
+        fDel.push(d);
+      }
+    }
+    floors.set(networks, [stats(fAdd), stats(fDel)]);
+    for (const apiMs of networks === 0 ? [undefined] : API_LATENCIES) {
+      b.api.clearFaults();
+      if (apiMs) b.api.inject({ kind: "latency", ms: apiMs });
+      b.api.setPod({
+        metadata: {
+          name: "pod",
+          namespace: "bench",
+          annotations: networks === 0 ? {} : {
+            "k8s.v1.cni.cncf.io/networks": Array.from({ length: networks }, (_, i) => `mv-${i + 1}`)
+              .join(","),
+          },
+        },
+      });
+      const add: number[] = [];
+      const del: number[] = [];
+      let requests: string[] = [];
+      for (let i = 0; i < WARMUP + RUNS; i++) {
+        const [a, d, r] = await pluginRound(b, networks);
+        if (i >= WARMUP) {
+          add.push(a);
+          del.push(d);
+          requests = r;
+        }
+      }
+      const [floorAdd, floorDel] = floors.get(networks)!;
+      rows.push({
+        networks,
+        apiMs,
+        pluginAdd: stats(add),
+        pluginDel: stats(del),
+        floorAdd,
+        floorDel,
+        requests,
+      });
+      print(
+        `  ${networks} extra networks${
+          apiMs === undefined ? " (delegates mode)" : `, API +${apiMs} ms`
+        }: ADD ${fmtStats(stats(add))} ms`,
+      );
+    }
+  }
+  b.api.clearFaults();
+  return rows;
+}
+
+interface Concurrency {
+  pluginAdd: number;
+  pluginDel: number;
+  floorAdd: number;
+  floorDel: number;
+}
+
+async function concurrency(b: Bench): Promise<Concurrency> {
+  const namespaces = await Promise.all(
+    Array.from({ length: CONCURRENT }, () => TestNetns.create()),
+  );
+  try {
+    const multus = join(b.root.binDir, "multus");
+    const conf = JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "multus-bench",
+      type: "multus",
+      delegates: [b.bridgeConf],
+      cniDir: b.root.cniDir,
+      binDir: b.root.binDir,
+    });
+    const path = `${b.root.binDir}:${SYSTEM_CNI_DIR}`;
+    const ids = namespaces.map(() => newId("c"));
+    const timed = async (work: () => Promise<unknown>) => {
+      const started = performance.now();
+      await work();
+      return performance.now() - started;
+    };
+    const all = (fn: (ns: TestNetns, i: number) => Promise<Exec>, what: string) =>
+      timed(() => Promise.all(namespaces.map(async (ns, i) => must(await fn(ns, i), what))));
+    const pluginAdd = await all(
+      (ns, i) => exec(multus, cniEnv("ADD", ids[i], ns.path, "eth0", path), conf),
+      "concurrent ADD",
+    );
+    const pluginDel = await all(
+      (ns, i) => exec(multus, cniEnv("DEL", ids[i], ns.path, "eth0", path), conf),
+      "concurrent DEL",
+    );
+    const bridge = join(SYSTEM_CNI_DIR, "bridge");
+    const direct = JSON.stringify(b.bridgeConf);
+    const floorAdd = await all(
+      (ns, i) => exec(bridge, cniEnv("ADD", `${ids[i]}f`, ns.path, "eth0", SYSTEM_CNI_DIR), direct),
+      "concurrent bridge ADD",
+    );
+    const floorDel = await all(
+      (ns, i) => exec(bridge, cniEnv("DEL", `${ids[i]}f`, ns.path, "eth0", SYSTEM_CNI_DIR), direct),
+      "concurrent bridge DEL",
+    );
+    return { pluginAdd, pluginDel, floorAdd, floorDel };
+  } finally {
+    await Promise.all(namespaces.map((ns) => ns.remove()));
+  }
+}
+
+/** The SVG line chart of median ADD latency against the number of extra networks. */
+export function latencyChart(rows: Row[]): string {
+  const W = 760, H = 460;
+  const m = { left: 80, right: 70, top: 50, bottom: 80 };
+  const plotW = W - m.left - m.right, plotH = H - m.top - m.bottom;
+  const series: { label: string; color: string; dash?: string; points: [number, number][] }[] = [];
+  const at = (n: number, api?: number) =>
+    rows.find((r) => r.networks === n && (n === 0 || r.apiMs === api));
+  for (const api of API_LATENCIES) {
+    series.push({
+      label: `plugin, API latency +${api} ms`,
+      color: api === 0 ? "#1f77b4" : "#d62728",
+      points: NETWORKS.map((n) => [n, at(n, api)!.pluginAdd.median]),
+    });
+  }
+  series.push({
+    label: "floor: the same delegates called directly",
+    color: "#555555",
+    dash: "6 4",
+    points: NETWORKS.map((n) => [n, at(n, API_LATENCIES[0])!.floorAdd.median]),
+  });
+  const maxY = Math.max(...series.flatMap((s) => s.points.map((p) => p[1])));
+  const step = niceStep(maxY / 5);
+  const top = Math.ceil((maxY * 1.08) / step) * step;
+  const x = (n: number) => m.left + (NETWORKS.indexOf(n) / (NETWORKS.length - 1)) * plotW;
+  const y = (ms: number) => m.top + plotH - (ms / top) * plotH;
+  const tick = (v: number) => (step < 1 ? v.toFixed(1) : String(Math.round(v)));
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<text x="${m.left}" y="28" font-size="16" font-weight="bold">ADD latency (median) against the number of extra networks</text>`,
+  );
+  for (let v = 0; v <= top + 1e-9; v += step) {
+    out.push(
+      `<line x1="${m.left}" y1="${y(v)}" x2="${m.left + plotW}" y2="${y(v)}" stroke="#e0e0e0"/>`,
+      `<text x="${m.left - 8}" y="${y(v) + 4}" text-anchor="end">${tick(v)}</text>`,
+    );
+  }
+  for (const n of NETWORKS) {
+    out.push(
+      `<line x1="${x(n)}" y1="${m.top + plotH}" x2="${x(n)}" y2="${
+        m.top + plotH + 5
+      }" stroke="#333"/>`,
+      `<text x="${x(n)}" y="${m.top + plotH + 20}" text-anchor="middle">${n}</text>`,
+    );
+    if (n === 0) {
+      out.push(
+        `<text x="${x(n)}" y="${
+          m.top + plotH + 35
+        }" text-anchor="middle" font-size="11" fill="#555">(delegates mode)</text>`,
+      );
+    }
+  }
+  out.push(
+    `<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + plotH}" stroke="#333"/>`,
+    `<line x1="${m.left}" y1="${m.top + plotH}" x2="${m.left + plotW}" y2="${
+      m.top + plotH
+    }" stroke="#333"/>`,
+    `<text x="${m.left + plotW / 2}" y="${
+      H - 20
+    }" text-anchor="middle">extra networks per pod (besides the cluster network)</text>`,
+    `<text transform="translate(24 ${
+      m.top + plotH / 2
+    }) rotate(-90)" text-anchor="middle">milliseconds</text>`,
+  );
+  for (const s of series) {
+    const pts = s.points.map(([n, ms]) => `${x(n).toFixed(1)},${y(ms).toFixed(1)}`).join(" ");
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
+    out.push(
+      `<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2.5"${dash}/>`,
+    );
+    for (const [n, ms] of s.points) {
+      out.push(
+        `<circle cx="${x(n).toFixed(1)}" cy="${y(ms).toFixed(1)}" r="4" fill="${s.color}"/>`,
+      );
+    }
+  }
+  // Values at the right end, pushed apart when they would overlap.
+  const last = NETWORKS[NETWORKS.length - 1];
+  const labels = series.map((s) => ({ s, v: s.points.find(([n]) => n === last)![1] }))
+    .map((l) => ({ ...l, y: y(l.v) + 4 }))
+    .sort((a, b) => a.y - b.y);
+  for (let i = 1; i < labels.length; i++) {
+    if (labels[i].y - labels[i - 1].y < 15) labels[i].y = labels[i - 1].y + 15;
+  }
+  for (const l of labels) {
+    out.push(
+      `<text x="${x(last) + 8}" y="${l.y}" fill="${l.s.color}" font-size="12">${
+        fmt(l.v)
+      } ms</text>`,
+    );
+  }
+  // Legend in the empty upper left of the plot.
+  const lx = m.left + 16, ly = m.top + 14;
+  out.push(
+    `<rect x="${lx - 8}" y="${ly - 12}" width="330" height="${
+      series.length * 22 + 6
+    }" fill="#ffffff" stroke="#cccccc"/>`,
+  );
+  series.forEach((s, i) => {
+    const yy = ly + i * 22;
+    const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
+    out.push(
+      `<line x1="${lx}" y1="${yy}" x2="${
+        lx + 28
+      }" y2="${yy}" stroke="${s.color}" stroke-width="2.5"${dash}/>`,
+      `<text x="${lx + 36}" y="${yy + 4}">${s.label}</text>`,
+    );
+  });
+  out.push("</svg>", "");
+  return out.join("\n");
+}
+
+function niceStep(raw: number): number {
+  const power = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-9)));
+  for (const f of [1, 2, 2.5, 5, 10]) if (f * power >= raw) return f * power;
+  return 10 * power;
+}
+
+function latencyTable(rows: Row[]): string {
+  const lines = [
+    "| extra networks | API latency | plugin ADD | floor ADD | ADD overhead (median) | plugin DEL | floor DEL | API requests per ADD |",
+    "|---:|---:|---:|---:|---:|---:|---:|---|",
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.networks}${r.networks === 0 ? " (delegates mode)" : ""} | ${
+        r.apiMs === undefined ? "n/a" : `+${r.apiMs} ms`
+      } | ${fmtStats(r.pluginAdd)} | ${fmtStats(r.floorAdd)} | +${
+        fmt(r.pluginAdd.median - r.floorAdd.median)
+      } | ${fmtStats(r.pluginDel)} | ${fmtStats(r.floorDel)} | ${describeRequests(r.requests)} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<number> {
+  if (Deno.uid() !== 0) {
+    Deno.stderr.writeSync(
+      encoder.encode("scripts/bench must run as root (it creates network namespaces)\n"),
+    );
+    return 1;
+  }
+  const command = `scripts/bench${Deno.args.length ? ` ${Deno.args.join(" ")}` : ""}`;
+  const host = await machine();
+  print(`Benchmark (${QUICK ? "quick: " : ""}${RUNS} runs per point after ${WARMUP} warm-up)`);
+  const b = await setup();
+  let rows: Row[];
+  let conc: Concurrency;
+  let version: Stats;
+  let floorVersion: Stats;
+  let rss: { version: number; add0: number; add16: number; bridgeVersion: number };
+  try {
+    const multus = join(b.root.binDir, "multus");
+    const v: number[] = [];
+    const fv: number[] = [];
+    for (let i = 0; i < WARMUP + Math.max(RUNS, 20); i++) {
+      const run = must(await exec(multus, { CNI_COMMAND: "VERSION" }, ""), "VERSION");
+      const floor = must(
+        await exec(join(SYSTEM_CNI_DIR, "bridge"), { CNI_COMMAND: "VERSION" }, ""),
+        "bridge VERSION",
+      );
+      if (i >= WARMUP) {
+        v.push(run.ms);
+        fv.push(floor.ms);
+      }
+    }
+    version = stats(v);
+    floorVersion = stats(fv);
+    print(`  VERSION: ${fmtStats(version)} ms`);
+
+    rows = await latencyRows(b);
+
+    const addConf = (networks: number) =>
+      JSON.stringify(
+        networks === 0
+          ? {
+            cniVersion: "1.0.0",
+            name: "multus-bench",
+            type: "multus",
+            delegates: [b.bridgeConf],
+            cniDir: b.root.cniDir,
+            binDir: b.root.binDir,
+          }
+          : {
+            cniVersion: "1.0.0",
+            name: "multus-bench",
+            type: "multus",
+            kubeconfig: b.kubeconfig,
+            clusterNetwork: b.clusterFile,
+            cniDir: b.root.cniDir,
+            binDir: b.root.binDir,
+            confDir: b.root.confDir,
+          },
+      );
+    const path = `${b.root.binDir}:${SYSTEM_CNI_DIR}`;
+    const rssAdd = async (networks: number) => {
+      b.api.setPod({
+        metadata: {
+          name: "pod",
+          namespace: "bench",
+          annotations: {
+            "k8s.v1.cni.cncf.io/networks": Array.from({ length: networks }, (_, i) => `mv-${i + 1}`)
+              .join(","),
+          },
+        },
+      });
+      const id = newId("rss");
+      const kb = await rssOf(
+        [multus],
+        cniEnv("ADD", id, b.ns.path, "eth0", path),
+        addConf(networks),
+      );
+      must(
+        await exec(multus, cniEnv("DEL", id, b.ns.path, "eth0", path), addConf(networks)),
+        "DEL after RSS",
+      );
+      return kb;
+    };
+    rss = {
+      version: await rssOf([multus], { CNI_COMMAND: "VERSION" }, ""),
+      bridgeVersion: await rssOf([join(SYSTEM_CNI_DIR, "bridge")], { CNI_COMMAND: "VERSION" }, ""),
+      add0: await rssAdd(0),
+      add16: await rssAdd(16),
+    };
+    print(
+      `  peak RSS: VERSION ${rss.version.toFixed(1)} MiB, ADD ${rss.add0.toFixed(1)} / ${
+        rss.add16.toFixed(1)
+      } MiB`,
+    );
+
+    conc = await concurrency(b);
+    print(`  ${CONCURRENT} concurrent ADDs: ${fmt(conc.pluginAdd)} ms`);
+  } finally {
+    await teardown(b);
+  }
+
+  const table = latencyTable(rows);
+  const others = [
+    "| measurement | plugin | floor | note |",
+    "|---|---:|---:|---|",
+    `| VERSION start-up (median / p90 / max of ${Math.max(RUNS, 20)}) | ${fmtStats(version)} ms | ${
+      fmtStats(floorVersion)
+    } ms | floor: Debian's \`bridge\` plugin (Go) |`,
+    `| peak RSS, VERSION | ${rss.version.toFixed(1)} MiB | ${
+      rss.bridgeVersion.toFixed(1)
+    } MiB | floor: \`bridge\` VERSION |`,
+    `| peak RSS, ADD, delegates mode (1 network) | ${
+      rss.add0.toFixed(1)
+    } MiB | | largest of the plugin and its delegates |`,
+    `| peak RSS, ADD, 16 extra networks | ${
+      rss.add16.toFixed(1)
+    } MiB | | largest of the plugin and its delegates |`,
+    `| ${CONCURRENT} concurrent ADDs, total (delegates mode, bridge + host-local, one range) | ${
+      fmt(conc.pluginAdd)
+    } ms | ${fmt(conc.floorAdd)} ms | floor: ${CONCURRENT} direct \`bridge\` ADDs |`,
+    `| ${CONCURRENT} concurrent DELs, total | ${fmt(conc.pluginDel)} ms | ${
+      fmt(conc.floorDel)
+    } ms | |`,
+  ].join("\n");
+
+  const doc = [
+    "# Benchmarks",
+    "",
+    "Generated by `scripts/bench`; do not edit by hand. Times are wall-clock milliseconds from",
+    "spawning the process to its exit, as a container runtime sees them: **median / p90 / max**",
+    `of ${RUNS} runs per point after ${WARMUP} warm-up run${WARMUP > 1 ? "s" : ""}.`,
+    "",
+    "- **plugin**: the plugin run through its launcher (`scripts/dev-multus`: Deno runs",
+    "  `src/main.ts` from source with the compiled binary's permission flags), as the runtime",
+    "  runs it. 0 extra networks is delegates mode (a static `delegates` list, no API access);",
+    "  1, 4 and 16 are Kubernetes mode: the pod, its NetworkAttachmentDefinitions and the",
+    "  network-status write go to the test API server (TLS on 127.0.0.1) with the injected",
+    "  latency added to every request.",
+    "- **floor**: the same delegate binaries called directly in the same order (DEL in",
+    "  reverse): what any meta-plugin must spend. The cluster network is `bridge` + `host-local`;",
+    "  each extra network is `macvlan` + `static` on a host veth.",
+    "- **ADD overhead**: plugin median minus floor median.",
+    "",
+    "## Machine",
+    "",
+    `- CPUs: ${host.nproc} × ${host.cpu}`,
+    `- memory: ${host.memory}`,
+    `- kernel: ${host.kernel}`,
+    `- Deno: ${host.deno}`,
+    `- delegates: ${host.plugins}`,
+    `- date: ${new Date().toISOString().slice(0, 10)}`,
+    "",
+    "## Command",
+    "",
+    "```sh",
+    `sudo ${command}`,
+    "```",
+    "",
+    "## ADD and DEL latency (ms, median / p90 / max)",
+    "",
+    table,
+    "",
+    "![ADD latency against the number of networks](latency.svg)",
+    "",
+    "## Start-up, memory, concurrency",
+    "",
+    others,
+    "",
+    "Peak RSS comes from `getrusage(RUSAGE_CHILDREN).ru_maxrss` of a python3 wrapper, so for",
+    "an ADD it is the largest of the plugin and the delegates it ran.",
+    "",
+  ].join("\n");
+  await Deno.mkdir(join(REPO_ROOT, "docs"), { recursive: true });
+  await Deno.writeTextFile(join(REPO_ROOT, "docs", "benchmarks.md"), doc);
+  await Deno.writeTextFile(join(REPO_ROOT, "docs", "latency.svg"), latencyChart(rows));
+  // In the repository's style, so `deno fmt --check` stays clean.
+  await new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--quiet", "docs/benchmarks.md", "docs/latency.svg"],
+    cwd: REPO_ROOT,
+  }).output();
+  print();
+  print(table);
+  print();
+  print(others);
+  print();
+  print("Wrote docs/benchmarks.md and docs/latency.svg");
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
