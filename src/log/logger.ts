@@ -52,10 +52,12 @@ class Logger {
     if (options.file !== undefined) this.#file = options.file || undefined;
     // A limit left unset keeps its default: an `undefined` spread over the defaults would
     // make every size comparison false and rotate the file on every line.
+    // Zero means what it means to Multus's lumberjack: maxSize 0 is the default size,
+    // maxBackups 0 keeps every backup, maxAge 0 removes none by age.
     for (const [key, value] of Object.entries(options.rotation ?? {})) {
-      if (typeof value === "number" && Number.isFinite(value)) {
-        this.#rotation[key as keyof LogRotation] = value;
-      }
+      if (typeof value !== "number" || !Number.isFinite(value) || value < 0) continue;
+      if (value > 0) this.#rotation[key as keyof LogRotation] = value;
+      else if (key !== "maxSize") this.#rotation[key as keyof LogRotation] = Infinity;
     }
   }
 

@@ -16,7 +16,7 @@ import { log } from "../log/logger.ts";
 import { findConfigByName, loadConfigFromPath } from "./conf_dir.ts";
 import type { Delegate } from "./delegate.ts";
 import { explain, type Invocation, podLabel } from "./invocation.ts";
-import { openKubeClient } from "./kube_session.ts";
+import { openKubeClient, readNad } from "./kube_session.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
@@ -218,7 +218,7 @@ async function delegateFromSelection(
   const label = `${s.namespace}/${s.name}`;
   let nad: NetworkAttachmentDefinition;
   try {
-    nad = await kube.getNetworkAttachmentDefinition(s.namespace, s.name);
+    nad = await readNad(kube, s.namespace, s.name);
   } catch (err) {
     if (err instanceof K8sApiError && err.notFound) {
       const message =
@@ -344,7 +344,7 @@ async function resolveNamedNetwork(
   }
   if (kube) {
     try {
-      const nad = await kube.getNetworkAttachmentDefinition(conf.multusNamespace, value);
+      const nad = await readNad(kube, conf.multusNamespace, value);
       const label = `${conf.multusNamespace}/${value}`;
       return { name: label, config: await nadConfig(inv, nad, label) };
     } catch (err) {

@@ -5,6 +5,7 @@
  */
 
 import { KubeClient } from "../k8s/client.ts";
+import type { NetworkAttachmentDefinition } from "../k8s/types.ts";
 import { inClusterCredentials, loadKubeconfig } from "../k8s/kubeconfig.ts";
 import type { Invocation } from "./invocation.ts";
 
@@ -29,4 +30,24 @@ async function create(inv: Invocation): Promise<KubeClient | undefined> {
     totalTimeoutMs: total,
     requestTimeoutMs: Math.min(10_000, total),
   });
+}
+
+const nads = new Map<string, Promise<NetworkAttachmentDefinition>>();
+
+/**
+ * Reads a NetworkAttachmentDefinition once per run: a pod that names the same network twice
+ * (two interfaces on one network) costs one request.
+ */
+export function readNad(
+  kube: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<NetworkAttachmentDefinition> {
+  const key = `${namespace}/${name}`;
+  let read = nads.get(key);
+  if (!read) {
+    read = kube.getNetworkAttachmentDefinition(namespace, name);
+    nads.set(key, read);
+  }
+  return read;
 }

@@ -645,3 +645,32 @@ Deno.test("two default routes of one family are refused before anything runs", a
     await f.cleanup();
   }
 });
+
+Deno.test("two attachments to one network cost one NAD read", async () => {
+  const f = await fixture({
+    annotations: { "k8s.v1.cni.cncf.io/networks": "mv-twice@a0,mv-twice@a1" },
+  });
+  try {
+    macvlanNad(f, "mv-twice", {
+      config: {
+        cniVersion: "1.0.0",
+        type: "macvlan",
+        master: f.veth.a,
+        mode: "bridge",
+        ipam: { type: "host-local", subnet: `10.243.${f.subnet}.0/24`, dataDir: f.leaseDir },
+      },
+    });
+    const add = await call(f, "ADD", multusConf(f));
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    assert.deepEqual(await f.ns.ipv4("a0"), [`10.243.${f.subnet}.2/24`]);
+    assert.deepEqual(await f.ns.ipv4("a1"), [`10.243.${f.subnet}.3/24`]);
+    const nadGets = f.api.requests().filter((r) =>
+      r.path.endsWith("/network-attachment-definitions/mv-twice")
+    );
+    assert.equal(nadGets.length, 1);
+    assert.equal((await call(f, "DEL", multusConf(f))).code, 0);
+    assert.deepEqual(await leases(f), []);
+  } finally {
+    await f.cleanup();
+  }
+});
