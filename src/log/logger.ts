@@ -3,7 +3,8 @@
  * The plugin's logger: Multus's levels (panic < error < verbose < debug), one line per event
  * with time, level, container id, pod and network where known, to stderr and/or a file.
  * Each line is written with a single append so concurrent plugin runs never interleave.
- * A small logger of our own: see README "Start-up cost" for the measurement against LogTape.
+ * A small logger of our own: bundled, it adds 0.1 ms to a start, LogTape 2.4.2 adds 29 ms
+ * (README, "Performance").
  */
 
 /** Multus log levels, least verbose first. */
