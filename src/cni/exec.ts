@@ -5,19 +5,11 @@
 
 import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
-import type { CniCommand } from "./request.ts";
+import type { CniRequest } from "./request.ts";
 import { log } from "../log/logger.ts";
 
-/** The CNI parameters passed to a plugin in its environment. */
-export interface PluginEnv {
-  command: CniCommand;
-  containerId: string;
-  netns: string;
-  ifName: string;
-  args: [string, string][];
-  /** Directories for `CNI_PATH`, in order. */
-  path: string[];
-}
+/** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
+export type PluginEnv = CniRequest;
 
 /** Options of {@linkcode execPlugin}. */
 export interface ExecOptions {

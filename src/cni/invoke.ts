@@ -62,15 +62,7 @@ export async function addNetwork(net: NetworkConfig, rt: RuntimeConf): Promise<C
   let prev: CniResult | undefined;
   for (const plugin of net.plugins) {
     try {
-      const path = await findPlugin(plugin.type, rt.path);
-      const stdin = pluginStdin(net, plugin, {
-        capabilityArgs: rt.capabilityArgs,
-        prevResult: prev,
-      });
-      log.debug(`running plugin "${plugin.type}" (ADD) of network "${net.name}"`);
-      const output = await execPlugin(path, stdin, pluginEnv("ADD", rt), {
-        timeoutMs: rt.timeoutMs,
-      });
+      const output = await runPlugin(net, plugin, { command: "ADD", rt, prevResult: prev });
       if (output === undefined) {
         throw new DelegateError(plugin.type, "ADD", `plugin "${plugin.type}" printed no result`, {
           code: CniErrorCode.DecodeFailure,
@@ -147,16 +139,7 @@ export async function checkNetwork(net: NetworkConfig, rt: RuntimeConf): Promise
   const prev = await cachedPrevResult(net, rt, { strict: true });
   for (const plugin of net.plugins) {
     try {
-      const path = await findPlugin(plugin.type, rt.path);
-      const stdin = pluginStdin(net, plugin, {
-        capabilityArgs: rt.capabilityArgs,
-        prevResult: prev,
-      });
-      log.debug(`running plugin "${plugin.type}" (CHECK) of network "${net.name}"`);
-      await execPlugin(path, stdin, pluginEnv("CHECK", rt), {
-        timeoutMs: rt.timeoutMs,
-        parseOutput: false,
-      });
+      await runPlugin(net, plugin, { command: "CHECK", rt, prevResult: prev });
     } catch (err) {
       throw wrapPluginError(err, { plugin, net, command: "CHECK" });
     }
@@ -286,13 +269,7 @@ async function runDel(net: NetworkConfig, rt: RuntimeConf, prev: CniResult | und
   const errors: CniError[] = [];
   for (const plugin of [...net.plugins].reverse()) {
     try {
-      const path = await findPlugin(plugin.type, rt.path);
-      const stdin = pluginStdin(net, plugin, {
-        capabilityArgs: rt.capabilityArgs,
-        prevResult: prev,
-      });
-      log.debug(`running plugin "${plugin.type}" (DEL) of network "${net.name}"`);
-      await execPlugin(path, stdin, env, { timeoutMs: rt.timeoutMs, parseOutput: false });
+      await runPlugin(net, plugin, { command: "DEL", rt, prevResult: prev, env });
     } catch (err) {
       const wrapped = wrapPluginError(err, { plugin, net, command: "DEL" });
       log.verbose(wrapped.message);
@@ -354,6 +331,32 @@ async function removeCacheEntry(net: NetworkConfig, rt: RuntimeConf): Promise<vo
  * every other byte as given (JSONC comments and trailing commas blanked out, since plugins
  * read strict JSON).
  */
+/**
+ * Runs one plugin for an attachment command with the network's stdin; returns its parsed
+ * output for ADD (other commands' output is not read, as libcni).
+ */
+async function runPlugin(
+  net: NetworkConfig,
+  plugin: PluginConfig,
+  call: {
+    command: "ADD" | "CHECK" | "DEL";
+    rt: RuntimeConf;
+    prevResult?: CniResult;
+    env?: PluginEnv;
+  },
+): Promise<unknown> {
+  const path = await findPlugin(plugin.type, call.rt.path);
+  const stdin = pluginStdin(net, plugin, {
+    capabilityArgs: call.rt.capabilityArgs,
+    prevResult: call.prevResult,
+  });
+  log.debug(`running plugin "${plugin.type}" (${call.command}) of network "${net.name}"`);
+  return await execPlugin(path, stdin, call.env ?? pluginEnv(call.command, call.rt), {
+    timeoutMs: call.rt.timeoutMs,
+    parseOutput: call.command === "ADD",
+  });
+}
+
 function pluginStdin(
   net: NetworkConfig,
   plugin: PluginConfig,
