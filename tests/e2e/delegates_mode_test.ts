@@ -368,3 +368,48 @@ Deno.test("DEL with an unusable config still releases everything from the scratc
     await f.cleanup();
   }
 });
+
+Deno.test("DEL reads a scratch cache written by Multus (upgrade in place) and releases it", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "0.4.0");
+    const bridge = conf.delegates[0];
+    // What Multus v4 left behind for a pod it added: its delegate attached by libcni, and
+    // the scratch cache in its format (inventory 1.5).
+    const direct = await new Deno.Command("/usr/lib/cni/bridge", {
+      env: {
+        CNI_COMMAND: "ADD",
+        CNI_CONTAINERID: f.containerId,
+        CNI_NETNS: f.ns.path,
+        CNI_IFNAME: "eth0",
+        CNI_PATH: "/usr/lib/cni",
+      },
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const writer = direct.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(JSON.stringify(bridge)));
+    await writer.close();
+    assert.equal((await direct.output()).code, 0);
+    assert.ok(await f.ns.link("eth0"));
+    const multusEntry = {
+      Conf: { cniVersion: "0.4.0", name: "bridge-net", type: "bridge", ipam: {}, dns: {} },
+      ConfList: {},
+      Name: "bridge-net",
+      IsFilterV4Gateway: false,
+      IsFilterV6Gateway: false,
+      Bytes: new TextEncoder().encode(JSON.stringify(bridge)).toBase64(),
+    };
+    await Deno.mkdir(f.root.cniDir, { recursive: true });
+    await Deno.writeTextFile(join(f.root.cniDir, f.containerId), JSON.stringify([multusEntry]));
+
+    const del = await call(f, "DEL", conf);
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    assert.equal(await f.ns.link("eth0"), undefined);
+    const leases = (await listFiles(f.leaseDir)).filter((p) => /\d+\.\d+\.\d+\.\d+$/.test(p));
+    assert.deepEqual(leases, [], "the lease Multus's delegate took is released");
+    assert.deepEqual(await listFiles(f.root.cniDir), []);
+  } finally {
+    await f.cleanup();
+  }
+});
