@@ -16,7 +16,7 @@ import { log } from "../log/logger.ts";
 import { findConfigByName, loadConfigFromPath } from "./conf_dir.ts";
 import type { Delegate } from "./delegate.ts";
 import { explain, type Invocation, podLabel } from "./invocation.ts";
-import { openKubeClient, readNad } from "./kube_session.ts";
+import { openKubeClient, readNad, readPod } from "./kube_session.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
@@ -74,7 +74,7 @@ export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<De
   let pod: Pod | undefined;
   try {
     kube = await openKubeClient(inv);
-    if (kube && inv.pod) pod = await kube.getPod(inv.pod.namespace, inv.pod.name);
+    if (kube && inv.pod) pod = await readPod(kube, inv.pod.namespace, inv.pod.name);
   } catch (err) {
     log.warn(
       `DEL of ${podLabel(inv)}: cannot read the pod (${
@@ -102,7 +102,7 @@ async function getPodForAdd(inv: Invocation, kube: KubeClient): Promise<Pod> {
   const { namespace, name, uid } = inv.pod!;
   let pod: Pod;
   try {
-    pod = await kube.getPod(namespace, name);
+    pod = await readPod(kube, namespace, name);
   } catch (err) {
     if (err instanceof K8sApiError && err.notFound) {
       throw new CniError(

@@ -5,7 +5,7 @@
  */
 
 import { KubeClient } from "../k8s/client.ts";
-import type { NetworkAttachmentDefinition } from "../k8s/types.ts";
+import type { NetworkAttachmentDefinition, Pod } from "../k8s/types.ts";
 import { inClusterCredentials, loadKubeconfig } from "../k8s/kubeconfig.ts";
 import type { Invocation } from "./invocation.ts";
 
@@ -50,4 +50,31 @@ export function readNad(
     nads.set(key, read);
   }
   return read;
+}
+
+let podRead: { key: string; read: Promise<Pod> } | undefined;
+
+/** Reads the pod once per run (the read may have been started early by {@linkcode prefetchPod}). */
+export function readPod(kube: KubeClient, namespace: string, name: string): Promise<Pod> {
+  const key = `${namespace}/${name}`;
+  if (podRead?.key !== key) {
+    const read = kube.getPod(namespace, name);
+    // Awaited later by the caller; a failure must not surface as an unhandled rejection when
+    // ADD stops earlier for another reason.
+    read.catch(() => {});
+    podRead = { key, read };
+  }
+  return podRead.read;
+}
+
+/**
+ * Starts reading the pod while the rest of ADD loads: the first HTTPS request of a process
+ * pays for the TLS client's set-up. Errors are left for the real read to report.
+ */
+export function prefetchPod(inv: Invocation): void {
+  const pod = inv.pod;
+  if (!pod) return;
+  openKubeClient(inv).then((kube) => {
+    if (kube) readPod(kube, pod.namespace, pod.name);
+  }).catch(() => {});
 }

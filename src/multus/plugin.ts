@@ -25,6 +25,7 @@ import {
   NETCONF_DEFAULTS,
 } from "./netconf.ts";
 import { type Invocation, podFromArgs } from "./invocation.ts";
+import { usesKubernetes } from "./resolve.ts";
 
 /** The outcome of one CNI command. */
 export interface CniOutcome {
@@ -73,6 +74,7 @@ export async function runCniCommand(
   switch (request.command) {
     case "ADD": {
       await checkNetns(request);
+      if (usesKubernetes(inv)) (await import("./kube_session.ts")).prefetchPod(inv);
       const { cmdAdd } = await import("./add.ts");
       return await cmdAdd(inv);
     }
