@@ -57,7 +57,11 @@ export async function cmdDel(inv: Invocation): Promise<void> {
     }
   }
 
-  if (failures.length > 0) {
+  // Networks rebuilt without a cache may never have been attached by us: their failures are
+  // reported in the log only, so a pod whose ADD never ran cannot stick in Terminating.
+  if (failures.length > 0 && cache.kind !== "found") {
+    log.warn(`DEL of ${podLabel(inv)} without a scratch cache: ${failures.join(" / ")}`);
+  } else if (failures.length > 0) {
     const code = firstError instanceof CniError ? firstError.code : CniErrorCode.Internal;
     throw new CniError(
       code,

@@ -674,3 +674,30 @@ Deno.test("two attachments to one network cost one NAD read", async () => {
     await f.cleanup();
   }
 });
+
+Deno.test("DEL without a scratch cache rebuilds the networks from the API and releases them", async () => {
+  const f = await fixture({ annotations: { "k8s.v1.cni.cncf.io/networks": "mv-lost" } });
+  try {
+    macvlanNad(f, "mv-lost", { octet: 44 });
+    assert.equal((await call(f, "ADD", multusConf(f))).code, 0);
+    await Deno.remove(join(f.root.cniDir, f.containerId)); // the node lost the cache
+    const del = await call(f, "DEL", multusConf(f));
+    assert.equal(del.code, 0, del.stdout);
+    assert.deepEqual(await linkNames(f.ns), ["lo"]);
+    assert.deepEqual(await leases(f), []);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("DEL of a pod that was never added succeeds even when its network cannot be deleted", async () => {
+  const f = await fixture({ annotations: { "k8s.v1.cni.cncf.io/networks": "broken" } });
+  try {
+    macvlanNad(f, "broken", { config: { cniVersion: "1.0.0", type: "no-such-plugin" } });
+    const del = await call(f, "DEL", multusConf(f));
+    assert.equal(del.code, 0, del.stdout);
+    assert.equal(del.stdout, "");
+  } finally {
+    await f.cleanup();
+  }
+});
