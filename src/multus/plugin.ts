@@ -24,7 +24,8 @@ import {
   type MultusNetConf,
   NETCONF_DEFAULTS,
 } from "./netconf.ts";
-import { type Invocation, podFromArgs } from "./invocation.ts";
+import { type Invocation, podFromArgs, podLabel } from "./invocation.ts";
+import type { PodIdentity } from "./scratch_cache.ts";
 import { usesKubernetes } from "./resolve.ts";
 
 /** The outcome of one CNI command. */
@@ -52,7 +53,7 @@ export async function runCniCommand(
   try {
     conf = loadMultusNetConf(stdin);
   } catch (err) {
-    if (request.command !== "DEL") throw err;
+    if (request.command !== "DEL") throw forPod(err, pod, request);
     // DEL must not wedge a pod because of a broken config: the scratch cache in the default
     // cniDir holds everything needed (decision 9).
     log.error(
@@ -67,8 +68,12 @@ export async function runCniCommand(
   log.debug(
     `${request.command}: configuration loaded ${Math.round(performance.now())} ms after start`,
   );
-  checkConfigName(conf, request);
-  checkVersion(conf, request);
+  try {
+    checkConfigName(conf, request);
+    checkVersion(conf, request);
+  } catch (err) {
+    throw forPod(err, pod, request);
+  }
 
   const inv: Invocation = { request, conf, pod, infraContainerId };
   switch (request.command) {
@@ -111,6 +116,17 @@ async function readStdinOrFail(readStdin: () => Promise<string>): Promise<string
       `Cannot read the network configuration from stdin: ${(err as Error).message}`,
     );
   }
+}
+
+/** Adds the pod (or container) a configuration error stopped, keeping code and details. */
+function forPod(err: unknown, pod: PodIdentity | undefined, request: CniRequest): unknown {
+  if (!(err instanceof CniError)) return err;
+  const who = podLabel({ pod, request });
+  const wrapped = new CniError(err.code, `${err.message} (${request.command} of ${who})`, {
+    details: err.details,
+    cause: err,
+  });
+  return wrapped;
 }
 
 function configureLogging(conf: MultusNetConf): void {

@@ -413,3 +413,22 @@ Deno.test("DEL reads a scratch cache written by Multus (upgrade in place) and re
     await f.cleanup();
   }
 });
+
+Deno.test("a bad field in the config is a CNI error naming the field, the network and the pod", async () => {
+  const f = await fixture();
+  try {
+    const conf = demoConf(f, "1.0.0");
+    (conf.delegates[1] as Record<string, unknown>).type = "../../bin/sh";
+    const add = await call(f, "ADD", conf);
+    assert.notEqual(add.code, 0);
+    assert.equal(add.json!.code, 7);
+    assert.match(String(add.json!.msg), /delegates\[1\]/);
+    assert.match(String(add.json!.msg), /"\.\.\/\.\.\/bin\/sh" is not a plugin name/);
+    assert.match(String(add.json!.msg), /pod "default\/web-1"/);
+    assert.doesNotMatch(add.stdout + add.stderr, /\n\s+at /);
+    assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
+    assert.equal(await hostLinkExists(f.bridge), false, "nothing ran");
+  } finally {
+    await f.cleanup();
+  }
+});
