@@ -432,3 +432,92 @@ Deno.test("a bad field in the config is a CNI error naming the field, the networ
     await f.cleanup();
   }
 });
+
+Deno.test("GC releases containers the runtime no longer lists and keeps the listed ones", async () => {
+  for (const key of ["cni.dev/valid-attachments", "cni.dev/attachments"]) {
+    const f = await fixture();
+    const other = await TestNetns.create();
+    try {
+      const conf = demoConf(f, "1.0.0", { cniVersion: "1.1.0" });
+      const n = subnetOf(conf);
+      // the macvlan's static address would clash between two pods: bridge only
+      conf.delegates = [conf.delegates[0]];
+      const keep = { ...f, containerId: `${f.containerId}k` };
+      const stale = { ...f, containerId: `${f.containerId}s`, ns: other };
+      assert.equal((await call(keep, "ADD", conf)).code, 0);
+      assert.equal((await call(stale, "ADD", conf)).code, 0);
+      const gc = await f.root.run({
+        command: "GC",
+        config: { ...conf, [key]: [{ containerID: keep.containerId, ifname: "eth0" }] },
+      });
+      assert.equal(gc.code, 0, gc.stdout + gc.stderr);
+      assert.deepEqual(await f.ns.ipv4("eth0"), [`10.231.${n}.2/24`], "the listed pod keeps eth0");
+      const leases = (await listFiles(f.leaseDir)).filter((p) => /\d+\.\d+\.\d+\.\d+$/.test(p));
+      assert.equal(leases.length, 1, `${key}: the stale pod's lease is released`);
+      const cache = await listFiles(f.root.cniDir);
+      assert.ok(cache.includes(keep.containerId));
+      assert.ok(!cache.some((p) => p.includes(stale.containerId)), `${key}: stale cache removed`);
+      assert.equal((await call(keep, "DEL", conf)).code, 0);
+    } finally {
+      await other.remove();
+      await f.cleanup();
+    }
+  }
+});
+
+Deno.test("STATUS asks the default network's plugins (1.1.0) and passes on their answer", async () => {
+  const f = await fixture();
+  try {
+    const script = join(f.root.binDir, "status-probe");
+    await Deno.writeTextFile(
+      script,
+      `#!/bin/sh\ncat >/dev/null\necho "$CNI_COMMAND" >> "${f.root.dir}/status-calls"\n` +
+        `[ -e "${f.root.dir}/down" ] && { echo '{"cniVersion":"1.1.0","code":50,"msg":"the pod network is not ready"}'; exit 1; }\n` +
+        `exit 0\n`,
+    );
+    await Deno.chmod(script, 0o755);
+    const conf = {
+      ...demoConf(f, "1.1.0"),
+      delegates: [{ cniVersion: "1.1.0", name: "probe-net", type: "status-probe" }],
+    };
+    const ok = await f.root.run({ command: "STATUS", config: conf });
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(ok.stdout, "");
+    await Deno.writeTextFile(join(f.root.dir, "down"), "");
+    const down = await f.root.run({ command: "STATUS", config: conf });
+    assert.notEqual(down.code, 0);
+    assert.equal(down.json!.code, 50);
+    assert.match(String(down.json!.msg), /not ready/);
+    assert.equal(
+      (await Deno.readTextFile(join(f.root.dir, "status-calls"))).trim(),
+      "STATUS\nSTATUS",
+    );
+    const old = await f.root.run({ command: "STATUS", config: { ...conf, cniVersion: "1.0.0" } });
+    assert.equal(old.json!.code, 1, "STATUS needs cniVersion 1.1.0");
+  } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("ADD waits for the readiness indicator file, and fails clearly when it never comes", async () => {
+  const f = await fixture();
+  try {
+    const indicator = join(f.root.dir, "ready");
+    const conf = demoConf(f, "1.0.0", {
+      readinessindicatorfile: indicator,
+      readinessIndicatorTimeoutSeconds: 1,
+    });
+    const late = await call(f, "ADD", conf);
+    assert.equal(late.json!.code, 11);
+    assert.match(String(late.json!.msg), /default network is not ready/);
+    assert.match(String(late.json!.msg), /default\/web-1/);
+    assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
+    setTimeout(() => Deno.writeTextFileSync(indicator, ""), 300);
+    const add = await call(f, "ADD", { ...conf, readinessIndicatorTimeoutSeconds: 10 });
+    assert.equal(add.code, 0, add.stdout);
+    assert.ok(await f.ns.link("eth0"));
+    assert.equal((await call(f, "DEL", conf)).code, 0);
+  } finally {
+    await f.cleanup();
+  }
+});
