@@ -6,25 +6,16 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTestRoot, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
-import { deleteHostLink, HostVeth, listFiles, TestNetns } from "../helpers/netns.ts";
-import { startTestApiServer, type TestApiServer } from "../k8s_api/server.ts";
+import { uniqueSuffix } from "../helpers/plugin_run.ts";
+import { listFiles, type TestNetns } from "../helpers/netns.ts";
+import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
 
 const STATUS = "k8s.v1.cni.cncf.io/network-status";
 
-interface Fixture {
-  root: TestRoot;
-  api: TestApiServer;
-  ns: TestNetns;
-  veth: HostVeth;
-  bridge: string;
-  leaseDir: string;
+interface Fixture extends K8sFixture {
   containerId: string;
   subnet: number;
   podUid: string;
-  clusterNetworkFile: string;
-  kubeconfig: string;
-  cleanup(): Promise<void>;
 }
 
 let subnetCounter = 120 + Math.floor(Math.random() * 100);
@@ -33,76 +24,25 @@ async function fixture(
   options: { annotations?: Record<string, string>; auth?: "token" | "cert"; namespace?: string } =
     {},
 ): Promise<Fixture> {
-  const root = await makeTestRoot();
-  const api = await startTestApiServer();
-  const ns = await TestNetns.create();
-  const veth = await HostVeth.create();
-  const bridge = `mtbr${uniqueSuffix()}`;
   const subnet = subnetCounter++;
-  const leaseDir = join(root.dir, "leases");
-  const clusterNetworkFile = join(root.dir, "10-bridge.conf");
-  await Deno.writeTextFile(
-    clusterNetworkFile,
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "cluster-bridge",
-      type: "bridge",
-      bridge,
-      isGateway: true,
-      ipam: {
-        type: "host-local",
-        subnet: `10.241.${subnet}.0/24`,
-        dataDir: leaseDir,
-        routes: [{ dst: "0.0.0.0/0" }],
-      },
-    }),
-  );
-  const pod = api.setPod({
+  const env = await startK8sFixture({ clusterSubnet: `10.241.${subnet}`, auth: options.auth });
+  const pod = env.api.setPod({
     metadata: {
       name: "web-1",
       namespace: options.namespace ?? "default",
       annotations: options.annotations ?? {},
     },
   });
-  const kubeconfig = await api.writeKubeconfig({ auth: options.auth ?? "token" });
   return {
-    root,
-    api,
-    ns,
-    veth,
-    bridge,
-    leaseDir,
+    ...env,
     containerId: `ctr-${uniqueSuffix()}${uniqueSuffix()}`,
     subnet,
     podUid: pod.metadata.uid!,
-    clusterNetworkFile,
-    kubeconfig,
-    async cleanup() {
-      await ns.remove();
-      await veth.remove();
-      await deleteHostLink(bridge);
-      await api.close();
-      await root.cleanup();
-    },
   };
 }
 
 function multusConf(f: Fixture, extra: Record<string, unknown> = {}) {
-  return {
-    cniVersion: "1.0.0",
-    name: "multus-cni-network",
-    type: "multus",
-    kubeconfig: f.kubeconfig,
-    clusterNetwork: f.clusterNetworkFile,
-    cniDir: f.root.cniDir,
-    binDir: f.root.binDir,
-    confDir: f.root.confDir,
-    logFile: f.root.logFile,
-    logLevel: "debug",
-    logToStderr: false,
-    apiTimeoutSeconds: 5,
-    ...extra,
-  };
+  return f.multusConf(extra);
 }
 
 function macvlanNad(

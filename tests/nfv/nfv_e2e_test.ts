@@ -7,33 +7,26 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTestRoot, REPO_ROOT, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
-import { deleteHostLink, listFiles, TestNetns } from "../helpers/netns.ts";
-import { startTestApiServer, type TestApiServer } from "../k8s_api/server.ts";
+import { REPO_ROOT, uniqueSuffix } from "../helpers/plugin_run.ts";
+import { listFiles } from "../helpers/netns.ts";
+import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
 import { CHECKPOINT_POD_UID, checkpointText, startKubeletServer, TEST_POD } from "./_kubelet.ts";
 
 const RESOURCE = "intel.com/sriov_a";
 
-interface Fixture {
-  root: TestRoot;
-  api: TestApiServer;
-  ns: TestNetns;
-  bridge: string;
+interface Fixture extends K8sFixture {
   record: string;
   devinfo: string;
   containerId: string;
   podUid: string;
   conf: Record<string, unknown>;
-  cleanup(): Promise<void>;
 }
 
 async function fixture(
   options: { networks: string; podName?: string; podUid?: string; nadResource?: string },
 ): Promise<Fixture> {
-  const root = await makeTestRoot();
-  const api = await startTestApiServer();
-  const ns = await TestNetns.create();
-  const bridge = `mtbr${uniqueSuffix()}`;
+  const env = await startK8sFixture({ clusterSubnet: "10.251.7" });
+  const { root, api } = env;
   const record = join(root.dir, "sriov-calls.jsonl");
   const devinfo = join(root.dir, "devinfo");
   await Deno.copyFile(
@@ -41,17 +34,6 @@ async function fixture(
     join(root.binDir, "sriov"),
   );
   await Deno.chmod(join(root.binDir, "sriov"), 0o755);
-  const clusterNetwork = join(root.dir, "10-bridge.conf");
-  await Deno.writeTextFile(
-    clusterNetwork,
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "cluster-bridge",
-      type: "bridge",
-      bridge,
-      ipam: { type: "host-local", subnet: "10.251.7.0/24", dataDir: join(root.dir, "leases") },
-    }),
-  );
   const pod = api.setPod({
     metadata: {
       name: options.podName ?? TEST_POD.name,
@@ -83,39 +65,18 @@ async function fixture(
       },
     });
   }
-  const conf = {
-    cniVersion: "1.0.0",
-    name: "multus-cni-network",
-    type: "multus",
-    kubeconfig: await api.writeKubeconfig({ auth: "token" }),
-    clusterNetwork,
-    cniDir: root.cniDir,
-    binDir: root.binDir,
-    confDir: root.confDir,
-    logFile: root.logFile,
-    logLevel: "debug",
-    logToStderr: false,
-    apiTimeoutSeconds: 5,
+  const conf = env.multusConf({
     deviceInfoDir: devinfo,
     podResourcesSocket: join(root.dir, "kubelet.sock"),
     deviceCheckpointFile: join(root.dir, "kubelet_internal_checkpoint"),
-  };
+  });
   return {
-    root,
-    api,
-    ns,
-    bridge,
+    ...env,
     record,
     devinfo,
     containerId: `nfv-${uniqueSuffix()}${uniqueSuffix()}`,
     podUid: pod.metadata.uid!,
     conf,
-    async cleanup() {
-      await ns.remove();
-      await deleteHostLink(bridge);
-      await api.close();
-      await root.cleanup();
-    },
   };
 }
 

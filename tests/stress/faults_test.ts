@@ -15,7 +15,8 @@ import {
   uniqueSuffix,
 } from "../helpers/plugin_run.ts";
 import { deleteHostLink, HostVeth, listFiles, sh, TestNetns } from "../helpers/netns.ts";
-import { startTestApiServer, type TestApiServer } from "../k8s_api/server.ts";
+import { type TestApiServer } from "../k8s_api/server.ts";
+import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import {
   assertCniError,
   assertNothingLeft,
@@ -49,25 +50,9 @@ interface Fixture {
 }
 
 async function fixture(): Promise<Fixture> {
-  const root = await makeTestRoot();
-  const api = await startTestApiServer();
-  const ns = await TestNetns.create();
-  const veth = await HostVeth.create();
-  const bridge = `mtbr${uniqueSuffix()}`;
-  const leaseDir = join(root.dir, "leases");
   const octet = nextOctet();
-  const clusterFile = join(root.dir, "10-bridge.conf");
-  await Deno.writeTextFile(
-    clusterFile,
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "cluster-bridge",
-      type: "bridge",
-      bridge,
-      isGateway: true,
-      ipam: { type: "host-local", subnet: `10.254.${octet}.0/24`, dataDir: leaseDir },
-    }),
-  );
+  const env = await startK8sFixture({ clusterSubnet: `10.254.${octet}`, name: "multus-faults" });
+  const { root, api, ns, veth, bridge, leaseDir, kubeconfig } = env;
   api.setPod({
     metadata: {
       name: "web-1",
@@ -75,33 +60,10 @@ async function fixture(): Promise<Fixture> {
       annotations: { "k8s.v1.cni.cncf.io/networks": "mv-fault" },
     },
   });
-  api.setNad({
-    metadata: { name: "mv-fault", namespace: "default" },
-    spec: {
-      config: JSON.stringify({
-        cniVersion: "1.0.0",
-        type: "macvlan",
-        master: veth.a,
-        mode: "bridge",
-        ipam: { type: "static", addresses: [{ address: `10.249.${octet}.10/24` }] },
-      }),
-    },
+  env.macvlanNad("mv-fault", {
+    ipam: { type: "static", addresses: [{ address: `10.249.${octet}.10/24` }] },
   });
-  const kubeconfig = await api.writeKubeconfig();
-  const conf = {
-    cniVersion: "1.0.0",
-    name: "multus-faults",
-    type: "multus",
-    kubeconfig,
-    clusterNetwork: clusterFile,
-    cniDir: root.cniDir,
-    binDir: root.binDir,
-    confDir: root.confDir,
-    logFile: root.logFile,
-    logLevel: "debug",
-    logToStderr: false,
-    apiTimeoutSeconds: API_TIMEOUT_SECONDS,
-  };
+  const conf = env.multusConf({ apiTimeoutSeconds: API_TIMEOUT_SECONDS });
   const containerId = `flt-${uniqueSuffix()}${uniqueSuffix()}`;
   const f: Fixture = {
     root,
@@ -130,13 +92,7 @@ async function fixture(): Promise<Fixture> {
         `${label}: no network-status`,
       );
     },
-    async cleanup() {
-      await ns.remove();
-      await veth.remove();
-      await deleteHostLink(bridge);
-      await api.close();
-      await root.cleanup();
-    },
+    cleanup: env.cleanup,
   };
   return f;
 }

@@ -8,9 +8,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTestRoot, type PluginRun, uniqueSuffix } from "../helpers/plugin_run.ts";
-import { deleteHostLink, HostVeth, listFiles, TestNetns } from "../helpers/netns.ts";
-import { startTestApiServer } from "../k8s_api/server.ts";
+import { makeTestRoot, type PluginRun } from "../helpers/plugin_run.ts";
+import { listFiles, TestNetns } from "../helpers/netns.ts";
+import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import { assertCompleteLogLines, assertNothingLeft, nextOctet } from "./_helpers.ts";
 
 /** Distinctive pieces of a PEM: its body lines and slices of its base64 (`*-data`) form. */
@@ -21,27 +21,12 @@ function pemSecrets(pem: string): string[] {
 }
 
 Deno.test("no token, key or certificate body reaches logs, errors, cache files or the API; our files are 0600", async () => {
-  const root = await makeTestRoot();
-  const api = await startTestApiServer();
-  const ns = await TestNetns.create();
-  const veth = await HostVeth.create();
-  const bridge = `mtbr${uniqueSuffix()}`;
-  const leaseDir = join(root.dir, "leases");
   const octet = nextOctet();
+  const env = await startK8sFixture({ clusterSubnet: `10.245.${octet}`, name: "multus-secrets" });
+  const { root, api, ns, leaseDir } = env;
   const outputs: string[] = [];
   const cacheSnapshots: string[] = [];
   try {
-    const clusterFile = join(root.dir, "10-bridge.conf");
-    await Deno.writeTextFile(
-      clusterFile,
-      JSON.stringify({
-        cniVersion: "1.0.0",
-        name: "cluster-bridge",
-        type: "bridge",
-        bridge,
-        ipam: { type: "host-local", subnet: `10.245.${octet}.0/24`, dataDir: leaseDir },
-      }),
-    );
     api.setPod({
       metadata: {
         name: "web",
@@ -49,16 +34,8 @@ Deno.test("no token, key or certificate body reaches logs, errors, cache files o
         annotations: { "k8s.v1.cni.cncf.io/networks": "mv" },
       },
     });
-    api.setNad({
-      metadata: { name: "mv", namespace: "default" },
-      spec: {
-        config: JSON.stringify({
-          cniVersion: "1.0.0",
-          type: "macvlan",
-          master: veth.a,
-          ipam: { type: "static", addresses: [{ address: `10.244.${octet}.10/24` }] },
-        }),
-      },
+    env.macvlanNad("mv", {
+      ipam: { type: "static", addresses: [{ address: `10.244.${octet}.10/24` }] },
     });
     const secrets = [
       api.token,
@@ -71,20 +48,7 @@ Deno.test("no token, key or certificate body reaches logs, errors, cache files o
     let n = 0;
     const run = async (command: string, kubeconfig: string, label: string): Promise<PluginRun> => {
       const containerId = `sec-${label.replace(/\W+/g, "-")}-${n++}`;
-      const conf = {
-        cniVersion: "1.0.0",
-        name: "multus-secrets",
-        type: "multus",
-        kubeconfig,
-        clusterNetwork: clusterFile,
-        cniDir: root.cniDir,
-        binDir: root.binDir,
-        confDir: root.confDir,
-        logFile: root.logFile,
-        logLevel: "debug",
-        logToStderr: true,
-        apiTimeoutSeconds: 1,
-      };
+      const conf = env.multusConf({ kubeconfig, logToStderr: true, apiTimeoutSeconds: 1 });
       const call = (cmd: string) =>
         root.run({
           command: cmd,
@@ -163,11 +127,7 @@ Deno.test("no token, key or certificate body reaches logs, errors, cache files o
     await assertCompleteLogLines(root.logFile);
     assert.equal((await Deno.stat(root.logFile)).mode! & 0o777, 0o600, "log file mode");
   } finally {
-    await ns.remove();
-    await veth.remove();
-    await deleteHostLink(bridge);
-    await api.close();
-    await root.cleanup();
+    await env.cleanup();
   }
 });
 
