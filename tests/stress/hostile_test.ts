@@ -8,14 +8,10 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  makeTestRoot,
-  type PluginRun,
-  type TestRoot,
-  uniqueSuffix,
-} from "../helpers/plugin_run.ts";
-import { deleteHostLink, hostLinkExists, listFiles, TestNetns } from "../helpers/netns.ts";
-import { startTestApiServer, type TestApiServer } from "../k8s_api/server.ts";
+import { type PluginRun, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
+import { hostLinkExists, listFiles, type TestNetns } from "../helpers/netns.ts";
+import { type TestApiServer } from "../k8s_api/server.ts";
+import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import {
   assertCniError,
   assertCompleteLogLines,
@@ -52,29 +48,18 @@ interface Fixture {
 }
 
 async function fixture(): Promise<Fixture> {
-  const root = await makeTestRoot();
-  const api = await startTestApiServer();
-  const ns = await TestNetns.create();
-  const bridge = `mtbr${uniqueSuffix()}`;
-  const leaseDir = join(root.dir, "leases");
-  const clusterFile = join(root.dir, "10-bridge.conf");
-  await Deno.writeTextFile(
-    clusterFile,
-    JSON.stringify({
-      cniVersion: "1.0.0",
-      name: "cluster-bridge",
-      type: "bridge",
-      bridge,
-      ipam: { type: "host-local", subnet: `10.246.${nextOctet()}.0/24`, dataDir: leaseDir },
-    }),
-  );
+  const env = await startK8sFixture({
+    clusterSubnet: `10.246.${nextOctet()}`,
+    name: "multus-hostile",
+  });
+  const { root, api, ns, bridge, leaseDir, kubeconfig } = env;
+  const clusterFile = env.clusterNetworkFile;
   await writeScript(
     root.binDir,
     "fake",
     `cat >/dev/null; [ "$CNI_COMMAND" = ADD ] || exit 0; echo '{"cniVersion":"1.0.0","ips":[{"address":"10.9.0.2/24"}]}'`,
   );
   api.setPod({ metadata: { name: "web", namespace: "default", annotations: {} } });
-  const kubeconfig = await api.writeKubeconfig();
   const containerId = `hst-${uniqueSuffix()}${uniqueSuffix()}`;
   const f: Fixture = {
     root,
@@ -86,21 +71,7 @@ async function fixture(): Promise<Fixture> {
     clusterFile,
     containerId,
     files: async () => (await listFiles(root.dir)).filter((p) => !p.startsWith("leases/")).sort(),
-    conf: (extra = {}) => ({
-      cniVersion: "1.0.0",
-      name: "multus-hostile",
-      type: "multus",
-      kubeconfig,
-      clusterNetwork: clusterFile,
-      cniDir: root.cniDir,
-      binDir: root.binDir,
-      confDir: root.confDir,
-      logFile: root.logFile,
-      logLevel: "debug",
-      logToStderr: false,
-      apiTimeoutSeconds: 5,
-      ...extra,
-    }),
+    conf: (extra = {}) => env.multusConf(extra),
     setAnnotation: (value) =>
       void api.setPod({
         metadata: { name: "web", namespace: "default", annotations: { [NETWORKS]: value } },
@@ -117,12 +88,7 @@ async function fixture(): Promise<Fixture> {
     async assertClean(label) {
       await assertNothingLeft({ namespaces: [ns], leaseDir, cniDir: root.cniDir }, label);
     },
-    async cleanup() {
-      await ns.remove();
-      await deleteHostLink(bridge);
-      await api.close();
-      await root.cleanup();
-    },
+    cleanup: env.cleanup,
   };
   return f;
 }
