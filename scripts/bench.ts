@@ -11,14 +11,10 @@
  */
 
 import { join } from "node:path";
-import {
-  makeTestRoot,
-  REPO_ROOT,
-  SYSTEM_CNI_DIR,
-  type TestRoot,
-} from "../tests/helpers/plugin_run.ts";
-import { deleteHostLink, HostVeth, sh, TestNetns } from "../tests/helpers/netns.ts";
-import { startTestApiServer, type TestApiServer } from "../tests/k8s_api/server.ts";
+import { REPO_ROOT, SYSTEM_CNI_DIR, type TestRoot } from "../tests/helpers/plugin_run.ts";
+import { type HostVeth, sh, TestNetns } from "../tests/helpers/netns.ts";
+import { type TestApiServer } from "../tests/k8s_api/server.ts";
+import { startK8sFixture } from "../tests/helpers/k8s_fixture.ts";
 
 const QUICK = Deno.args.includes("--quick");
 /** Measure the launcher running `src/main.ts` from source instead of the bundled program. */
@@ -110,6 +106,7 @@ function must(run: Exec, what: string): Exec {
 }
 
 interface Bench {
+  cleanup(): Promise<void>;
   root: TestRoot;
   api: TestApiServer;
   ns: TestNetns;
@@ -285,29 +282,12 @@ async function useBundle(binDir: string, dir: string): Promise<void> {
 }
 
 async function setup(): Promise<Bench> {
-  const root = await makeTestRoot();
-  await useBundle(root.binDir, root.dir);
-  const api = await startTestApiServer();
-  const ns = await TestNetns.create();
-  const veth = await HostVeth.create();
-  const bridge = `mtbrb${crypto.randomUUID().slice(0, 5)}`;
-  const leaseDir = join(root.dir, "leases");
   const octet = 10 + Math.floor(Math.random() * 200);
-  const bridgeConf = {
-    cniVersion: "1.0.0",
-    name: "cluster-bridge",
-    type: "bridge",
-    bridge,
-    isGateway: true,
-    ipam: {
-      type: "host-local",
-      subnet: `10.240.${octet}.0/24`,
-      dataDir: leaseDir,
-      routes: [{ dst: "0.0.0.0/0" }],
-    },
-  };
-  const clusterFile = join(root.dir, "10-bridge.conf");
-  await Deno.writeTextFile(clusterFile, JSON.stringify(bridgeConf));
+  const env = await startK8sFixture({ clusterSubnet: `10.240.${octet}` });
+  const { root, api, ns, veth, bridge, leaseDir, kubeconfig } = env;
+  await useBundle(root.binDir, root.dir);
+  const clusterFile = env.clusterNetworkFile;
+  const bridgeConf = JSON.parse(await Deno.readTextFile(clusterFile)) as Record<string, unknown>;
   const macvlanConf = (i: number) => ({
     cniVersion: "1.0.0",
     type: "macvlan",
@@ -321,8 +301,8 @@ async function setup(): Promise<Bench> {
       spec: { config: JSON.stringify(macvlanConf(i)) },
     });
   }
-  const kubeconfig = await api.writeKubeconfig();
   return {
+    cleanup: env.cleanup,
     root,
     api,
     ns,
@@ -338,11 +318,7 @@ async function setup(): Promise<Bench> {
 }
 
 async function teardown(b: Bench): Promise<void> {
-  await b.ns.remove();
-  await b.veth.remove();
-  await deleteHostLink(b.bridge);
-  await b.api.close();
-  await b.root.cleanup();
+  await b.cleanup();
 }
 
 async function latencyRows(b: Bench): Promise<Row[]> {
