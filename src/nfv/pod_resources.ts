@@ -199,16 +199,19 @@ async function withConnection<T>(
   let current = "connect";
   let client: Http2Client | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = (cause?: unknown) =>
+    new PodResourcesError(
+      socket,
+      `The kubelet PodResources API at "${socket}" did not answer ${current} within ${timeoutMs} ms`,
+      {
+        code: CniErrorCode.TryAgainLater,
+        details: "Check that the kubelet is running and healthy on this node",
+        cause,
+      },
+    );
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const err = new PodResourcesError(
-        socket,
-        `The kubelet PodResources API at "${socket}" did not answer ${current} within ${timeoutMs} ms`,
-        {
-          code: CniErrorCode.TryAgainLater,
-          details: "Check that the kubelet is running and healthy on this node",
-        },
-      );
+      const err = timedOut();
       client?.destroy(err);
       reject(err);
     }, timeoutMs);
@@ -223,10 +226,19 @@ async function withConnection<T>(
     client = Http2Client.start(conn);
     const call = async (method: "Get" | "List", request: Uint8Array): Promise<Uint8Array> => {
       current = method;
-      return await Promise.race([
-        unaryCall(client!, { socket, method, request, deadline }),
-        expired,
-      ]);
+      try {
+        return await Promise.race([
+          unaryCall(client!, { socket, method, request, deadline }),
+          expired,
+        ]);
+      } catch (err) {
+        // The kubelet enforces the deadline we send too: whichever side notices first, the
+        // user sees the same answer.
+        if (err instanceof PodResourcesError && err.grpcStatus === GrpcStatus.DeadlineExceeded) {
+          throw timedOut(err);
+        }
+        throw err;
+      }
     };
     const calls: Calls = {
       get: async (pod) => decodeGetResponse(await call("Get", encodeGetRequest(pod)), socket),
