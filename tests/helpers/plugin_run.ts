@@ -68,8 +68,21 @@ export async function makeTestRoot(): Promise<TestRoot> {
   return root;
 }
 
-/** Runs a CNI plugin binary with the given call. */
-export async function runPlugin(binary: string, call: CniCall): Promise<PluginRun> {
+/** A plugin run that was started and can be killed. */
+export interface RunningPlugin {
+  /** PID of the process (the launcher `exec`s Deno, so this is the plugin itself). */
+  pid: number;
+  /** Sends a signal to the plugin process. */
+  kill(signal?: Deno.Signal): void;
+  /** What it printed and how it ended. */
+  done: Promise<PluginRun & { signal: Deno.Signal | null }>;
+}
+
+/**
+ * Starts a CNI plugin binary with the given call (optionally under a wrapper command such as
+ * strace) and returns at once.
+ */
+export function startPlugin(binary: string, call: CniCall, wrapper: string[] = []): RunningPlugin {
   const env: Record<string, string> = {
     CNI_COMMAND: call.command,
     CNI_CONTAINERID: call.containerId ?? "",
@@ -80,29 +93,54 @@ export async function runPlugin(binary: string, call: CniCall): Promise<PluginRu
     ...call.env,
   };
   for (const [k, v] of Object.entries(env)) if (v === "" && k !== "CNI_COMMAND") delete env[k];
-  const child = new Deno.Command(binary, {
+  const argv = [...wrapper, binary];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(
-    new TextEncoder().encode(
-      typeof call.config === "string" ? call.config : JSON.stringify(call.config),
-    ),
-  );
-  await writer.close();
-  const out = await child.output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  const stderr = new TextDecoder().decode(out.stderr);
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code: out.code, stdout, stderr, json };
+  const done = (async () => {
+    const writer = child.stdin.getWriter();
+    try {
+      await writer.write(
+        new TextEncoder().encode(
+          typeof call.config === "string" ? call.config : JSON.stringify(call.config),
+        ),
+      );
+      await writer.close();
+    } catch {
+      // killed before it read its stdin
+    }
+    const out = await child.output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    const stderr = new TextDecoder().decode(out.stderr);
+    let json: Record<string, unknown> | undefined;
+    try {
+      json = JSON.parse(stdout);
+    } catch {
+      json = undefined;
+    }
+    return { code: out.code, signal: out.signal, stdout, stderr, json };
+  })();
+  return {
+    pid: child.pid,
+    kill: (signal = "SIGKILL") => {
+      try {
+        child.kill(signal);
+      } catch {
+        // already gone
+      }
+    },
+    done,
+  };
+}
+
+/** Runs a CNI plugin binary with the given call to its end. */
+export async function runPlugin(binary: string, call: CniCall): Promise<PluginRun> {
+  const { code, stdout, stderr, json } = await startPlugin(binary, call).done;
+  return { code, stdout, stderr, json };
 }
 
 /** A random suffix for names that must be unique on the host (≤ 6 chars). */

@@ -8,76 +8,19 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import type { CniCall, PluginRun, TestRoot } from "../helpers/plugin_run.ts";
-import { SYSTEM_CNI_DIR } from "../helpers/plugin_run.ts";
+import type { CniCall, PluginRun, RunningPlugin, TestRoot } from "../helpers/plugin_run.ts";
+import { startPlugin as startPluginBinary, SYSTEM_CNI_DIR } from "../helpers/plugin_run.ts";
 import { listFiles, sh, type TestNetns } from "../helpers/netns.ts";
 
-export { SYSTEM_CNI_DIR };
+export { type RunningPlugin, SYSTEM_CNI_DIR };
 
-/** A plugin run that was started and can be killed. */
-export interface RunningPlugin {
-  /** PID of the plugin (the launcher `exec`s Deno, so this is the plugin itself). */
-  pid: number;
-  /** Sends a signal to the plugin process. */
-  kill(signal?: Deno.Signal): void;
-  /** What it printed and how it ended. */
-  done: Promise<PluginRun & { signal: Deno.Signal | null }>;
-}
-
-/** Starts the plugin of `root` with `call` and returns at once. */
+/** Starts the plugin of `root` with `call` (optionally under `wrapper`) and returns at once. */
 export function startPlugin(root: TestRoot, call: CniCall, wrapper: string[] = []): RunningPlugin {
-  const env: Record<string, string> = {
-    CNI_COMMAND: call.command,
-    CNI_CONTAINERID: call.containerId ?? "",
-    CNI_NETNS: call.netns ?? "",
-    CNI_IFNAME: call.ifName ?? "eth0",
-    CNI_ARGS: call.args ?? "",
-    CNI_PATH: (call.path ?? [root.binDir, SYSTEM_CNI_DIR]).join(":"),
-    ...call.env,
-  };
-  for (const [k, v] of Object.entries(env)) if (v === "" && k !== "CNI_COMMAND") delete env[k];
-  const argv = [...wrapper, join(root.binDir, "multus")];
-  const child = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const done = (async () => {
-    const writer = child.stdin.getWriter();
-    try {
-      await writer.write(
-        new TextEncoder().encode(
-          typeof call.config === "string" ? call.config : JSON.stringify(call.config),
-        ),
-      );
-      await writer.close();
-    } catch {
-      // killed before it read its stdin
-    }
-    const out = await child.output();
-    const stdout = new TextDecoder().decode(out.stdout);
-    const stderr = new TextDecoder().decode(out.stderr);
-    let json: Record<string, unknown> | undefined;
-    try {
-      json = JSON.parse(stdout);
-    } catch {
-      json = undefined;
-    }
-    return { code: out.code, signal: out.signal, stdout, stderr, json };
-  })();
-  return {
-    pid: child.pid,
-    kill: (signal = "SIGKILL") => {
-      try {
-        child.kill(signal);
-      } catch {
-        // already gone
-      }
-    },
-    done,
-  };
+  return startPluginBinary(
+    join(root.binDir, "multus"),
+    { path: [root.binDir, SYSTEM_CNI_DIR], ...call },
+    wrapper,
+  );
 }
 
 /** Writes an executable shell script into `dir`. */
