@@ -1,0 +1,101 @@
+/**
+ * @module
+ * The shim running a request itself, as the thin plugin would, when the daemon cannot: from
+ * the thin configuration the installer writes beside the shim configuration (`thinConfig`),
+ * laid over the request as the daemon lays its own configuration over it. The thin plugin
+ * and the daemon share the scratch and result caches, so either can undo what the other did.
+ *
+ * Every such run is logged (stderr and the shim's log file) and recorded in
+ * `<daemonSocketDir>/fallbacks.log`, which the daemon counts in its metrics when it is back.
+ */
+
+import { CniError, CniErrorCode } from "../cni/errors.ts";
+import { type CommandOutcome, commandOutcome } from "../cni/outcome.ts";
+import { log } from "../log/logger.ts";
+import { applyOverlay, overlayFrom } from "../multus/conf_overlay.ts";
+import type { ShimConf } from "./main.ts";
+import { who } from "./main.ts";
+import { FALLBACK_RECORD_NAME } from "./protocol.ts";
+
+/** One request to run without the daemon. */
+export interface FallbackRun {
+  env: Record<string, string | undefined>;
+  /** The shim configuration as the runtime passed it. */
+  stdin: string;
+  conf: ShimConf;
+  /** Why the daemon did not run it (short, for counters). */
+  reason: string;
+  /** What happened, for the log. */
+  detail: string;
+}
+
+/** Runs the request as the thin plugin would and returns what to print. */
+export async function runWithoutDaemon(run: FallbackRun): Promise<CommandOutcome> {
+  const { env, conf, reason } = run;
+  const command = env.CNI_COMMAND ?? "";
+  log.always(
+    "error",
+    `warning: multus-shim: the multus daemon did not run ${command} of ${who(env)} ` +
+      `(${reason}: ${oneLine(run.detail)}); running it here with ${conf.thinConfig}`,
+  );
+  await recordFallback(conf.socketDir, { command, reason, containerId: env.CNI_CONTAINERID });
+
+  let text: string;
+  try {
+    text = applyOverlay(run.stdin, overlayFrom(await Deno.readTextFile(conf.thinConfig)));
+  } catch (err) {
+    const problem = err instanceof Deno.errors.NotFound
+      ? "does not exist"
+      : `cannot be used: ${(err as Error).message}`;
+    if (command !== "DEL") {
+      return await commandOutcome(command, conf.cniVersion, () =>
+        Promise.reject(
+          new CniError(
+            CniErrorCode.TryAgainLater,
+            `Cannot ${command} ${who(env)}: the multus daemon did not take it (${reason}) and ` +
+              `the thin configuration ${conf.thinConfig} ${problem}`,
+            {
+              details: "Start the multus daemon, or write the thin configuration " +
+                '(named by "thinConfig" in the shim configuration)',
+            },
+          ),
+        ));
+    }
+    // DEL must still release what is attached: the scratch cache says what that is.
+    log.always(
+      "error",
+      `warning: the thin configuration ${conf.thinConfig} ${problem}; DEL uses the shim ` +
+        "configuration and the scratch cache",
+    );
+    text = run.stdin;
+  }
+  return await commandOutcome(command, conf.cniVersion, async () => {
+    const { runCniCommand } = await import("../multus/plugin.ts");
+    return await runCniCommand(run.env, () => Promise.resolve(text));
+  });
+}
+
+/** Appends one line to the fallback record; a failure is logged, never fatal. */
+async function recordFallback(
+  socketDir: string,
+  entry: { command: string; reason: string; containerId?: string },
+): Promise<void> {
+  const dir = socketDir.replace(/\/+$/, "") || "/";
+  const line = JSON.stringify({ time: new Date().toISOString(), ...entry }) + "\n";
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    // One write in append mode: concurrent shims never interleave their lines.
+    await Deno.writeTextFile(`${dir}/${FALLBACK_RECORD_NAME}`, line, {
+      append: true,
+      create: true,
+      mode: 0o600,
+    });
+  } catch (err) {
+    log.always("error", `cannot record the fallback in ${dir}: ${(err as Error).message}`);
+  }
+}
+
+function oneLine(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > 300 ? `${flat.slice(0, 300)}…` : flat;
+}
