@@ -1,11 +1,13 @@
 /**
  * @module
  * Entry point of the `multus` binary. With `CNI_COMMAND` set it is the CNI plugin and nothing
- * else; otherwise it runs a subcommand (`install`, `validate`, `--version`, `--help`).
- * This is the one place that prints errors.
+ * else: the thin plugin, or the shim when the configuration's type is `multus-shim` (the same
+ * binary is installed under both names). Otherwise it runs a subcommand (`install`,
+ * `validate`, `daemon`, `--version`, `--help`). This is the one place that prints errors.
  */
 
-import { toCniErrorJson } from "./cni/errors.ts";
+import { isShimConfig, sniffCniVersion } from "./cni/config_sniff.ts";
+import { commandOutcome } from "./cni/outcome.ts";
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "./cni/version.ts";
 import { log } from "./log/logger.ts";
 
@@ -33,32 +35,41 @@ async function runPlugin(): Promise<number> {
     );
     return 0;
   }
-  let cniVersion: string | undefined;
+  // The configuration is read first: its type says whether this run is the shim.
+  let stdin: string;
   try {
-    const { runCniCommand } = await import("./multus/plugin.ts");
-    const out = await runCniCommand(env, async () => {
-      const text = await new Response(Deno.stdin.readable).text();
-      cniVersion = sniffCniVersion(text);
-      return text;
-    });
-    if (out !== "") writeOut(out);
-    log.debug(`${env.CNI_COMMAND}: done ${Math.round(performance.now())} ms after start`);
-    return 0;
+    stdin = await new Response(Deno.stdin.readable).text();
   } catch (err) {
-    const json = toCniErrorJson(err, cniVersion);
-    log.always(
-      "error",
-      `${env.CNI_COMMAND} failed: ${json.msg}${json.details ? ` (${json.details})` : ""}`,
-    );
-    writeOut(JSON.stringify(json, null, 4));
-    return 1;
+    // Reported by the plugin as a CNI error, after the environment is checked.
+    const failed = Promise.reject(err);
+    return finish(await commandOutcome(env.CNI_COMMAND, undefined, () => runThin(env, failed)));
   }
+  if (isShimConfig(stdin)) {
+    const { runShim } = await import("./shim/main.ts");
+    return finish(await runShim(env, stdin));
+  }
+  const outcome = await commandOutcome(
+    env.CNI_COMMAND,
+    sniffCniVersion(stdin),
+    () => runThin(env, Promise.resolve(stdin)),
+  );
+  if (outcome.exitCode === 0) {
+    log.debug(`${env.CNI_COMMAND}: done ${Math.round(performance.now())} ms after start`);
+  }
+  return finish(outcome);
 }
 
-/** Best-effort cniVersion of the config, for the error JSON. */
-function sniffCniVersion(text: string): string | undefined {
-  const match = /"cniVersion"\s*:\s*"([^"]*)"/i.exec(text);
-  return match?.[1] || undefined;
+async function runThin(env: Record<string, string>, stdin: Promise<string>): Promise<string> {
+  // Read or not, the configuration is awaited only by the plugin, so a read error is reported
+  // where the plugin reports it.
+  stdin.catch(() => {});
+  const { runCniCommand } = await import("./multus/plugin.ts");
+  return await runCniCommand(env, () => stdin);
+}
+
+function finish(outcome: { stdout: string; exitCode: number }): number {
+  if (outcome.stdout !== "") writeOut(outcome.stdout);
+  return outcome.exitCode;
 }
 
 async function runSubcommand(args: string[]): Promise<number> {
@@ -71,6 +82,10 @@ async function runSubcommand(args: string[]): Promise<number> {
     case "validate": {
       const { runValidate } = await import("./validate/main.ts");
       return await runValidate(rest);
+    }
+    case "daemon": {
+      const { runDaemon } = await import("./daemon/main.ts");
+      return await runDaemon(rest);
     }
     case "-v":
     case "-version":
@@ -92,6 +107,7 @@ async function runSubcommand(args: string[]): Promise<number> {
           "  CNI_COMMAND=... multus < netconf      run as a CNI plugin (by the container runtime)",
           "  multus install [flags]                install the binary and config on this node (--help)",
           "  multus validate [files] [--json]      check configs, NADs and pods offline (--help)",
+          "  multus daemon --config FILE           serve CNI requests from multus-shim on this node (--help)",
           "  multus --version                      print the version",
         ].join("\n"),
       );

@@ -1,0 +1,86 @@
+/**
+ * @module
+ * The daemon's metrics: requests by command and result, how long they ran and waited, what
+ * runs and waits now, the fallbacks shims recorded, Multus's own request counter, and the
+ * process's memory.
+ */
+
+import { Counter, Gauge, Histogram, MetricsRegistry, ObservedCounter } from "./metrics.ts";
+import type { FallbackRecord } from "./fallback_record.ts";
+import type { RequestLimiter } from "./limiter.ts";
+
+/** Buckets (seconds) of the latency histograms: a VERSION answer up to a slow delegate. */
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** The daemon's metric set. */
+export class DaemonMetrics {
+  readonly registry: MetricsRegistry = new MetricsRegistry();
+  /** `result`: success, error, busy (code 11, not run), fallback (left to the shim), timeout. */
+  readonly requests: Counter;
+  /** Time from a request's start (slot taken) to its end. */
+  readonly duration: Histogram;
+  /** Time a request waited for a slot (also for refused ones). */
+  readonly queueWait: Histogram;
+  /** Multus's `multus_server_request_total{handler,code,method}`. */
+  readonly httpRequests: Counter;
+
+  constructor(sources: { limiter: RequestLimiter; fallbacks: FallbackRecord }) {
+    const r = this.registry;
+    this.requests = r.register(
+      new Counter(
+        "multus_daemon_requests_total",
+        "CNI requests by command and result (success, error, busy, fallback, timeout)",
+        ["command", "result"],
+      ),
+    );
+    this.duration = r.register(
+      new Histogram(
+        "multus_daemon_request_duration_seconds",
+        "Time a CNI request ran in the daemon, by command",
+        LATENCY_BUCKETS,
+        ["command"],
+      ),
+    );
+    this.queueWait = r.register(
+      new Histogram(
+        "multus_daemon_queue_wait_seconds",
+        "Time a CNI request waited for a free slot",
+        LATENCY_BUCKETS,
+      ),
+    );
+    r.register(
+      new Gauge("multus_daemon_requests_running", "CNI requests running now", {
+        collect: (g) => g.set({}, sources.limiter.running),
+      }),
+    );
+    r.register(
+      new Gauge("multus_daemon_requests_waiting", "CNI requests waiting for a slot now", {
+        collect: (g) => g.set({}, sources.limiter.queued),
+      }),
+    );
+    r.register(
+      new ObservedCounter(
+        "multus_shim_fallbacks_total",
+        "CNI requests shims ran themselves because the daemon did not, by command and reason",
+        ["command", "reason"],
+        () =>
+          sources.fallbacks.read().map((c) => ({
+            labels: { command: c.command, reason: c.reason },
+            value: c.count,
+          })),
+      ),
+    );
+    this.httpRequests = r.register(
+      new Counter("multus_server_request_total", "Counter of HTTP requests", [
+        "handler",
+        "code",
+        "method",
+      ]),
+    );
+    r.register(
+      new Gauge("process_resident_memory_bytes", "Resident memory size in bytes", {
+        collect: (g) => g.set({}, Deno.memoryUsage().rss),
+      }),
+    );
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * @module
+ * `multus daemon`: Multus thick mode's node daemon. Serves CNI requests from the shim on
+ * `<socketDir>/multus.sock`, with Prometheus metrics on `metricsPort` when set. SIGTERM (or
+ * SIGINT) drains: `/readyz` answers 500, new requests are left to the shims, running ones get
+ * `shutdownGraceSeconds` to finish, the socket is removed, and the process exits 0.
+ */
+
+import { log } from "../log/logger.ts";
+import { FALLBACK_RECORD_NAME } from "../shim/protocol.ts";
+import { DaemonConfigError, daemonHelp, loadDaemonConfig, parseDaemonArgs } from "./config.ts";
+import { DaemonMetrics } from "./daemon_metrics.ts";
+import { FallbackRecord } from "./fallback_record.ts";
+import { InProcessCniHandler } from "./handler.ts";
+import { RequestLimiter } from "./limiter.ts";
+import { type MetricsServer, serveMetrics } from "./metrics.ts";
+import { DAEMON_LOG_CONTEXT, DaemonServer } from "./server.ts";
+import { SocketError } from "./socket.ts";
+
+const encoder = new TextEncoder();
+
+/** A line of the daemon's own, whatever the level (start, stop, problems). */
+function say(level: "error" | "verbose", message: string): void {
+  log.always(level, message, DAEMON_LOG_CONTEXT);
+}
+
+function writeErr(text: string): void {
+  Deno.stderr.writeSync(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
+}
+
+/**
+ * Runs the daemon until it is stopped.
+ *
+ * @param args The arguments after `daemon`.
+ * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line.
+ */
+export async function runDaemon(args: string[]): Promise<number> {
+  let config;
+  try {
+    const parsed = parseDaemonArgs(args, Deno.env.toObject());
+    if (parsed.help) {
+      Deno.stdout.writeSync(encoder.encode(daemonHelp()));
+      return 0;
+    }
+    if (parsed.version) {
+      const { MULTUS_VERSION } = await import("../main.ts");
+      Deno.stdout.writeSync(encoder.encode(`multus-daemon: version:${MULTUS_VERSION}\n`));
+      return 0;
+    }
+    config = await loadDaemonConfig(parsed);
+  } catch (err) {
+    if (!(err instanceof DaemonConfigError)) throw err;
+    writeErr(err.message);
+    return err.exitCode;
+  }
+
+  log.configure({
+    level: config.logging.level,
+    file: config.logging.file,
+    toStderr: config.logging.toStderr,
+    rotation: config.logging.rotation,
+  });
+  for (const warning of config.warnings) say("error", `warning: daemon: ${warning}`);
+  if (Deno.uid() !== 0) {
+    say(
+      "error",
+      "daemon: must run as root: it runs CNI plugins and owns a root-only socket",
+    );
+    return 1;
+  }
+  keepServingOnStrayErrors();
+
+  const limiter = new RequestLimiter({
+    maxParallel: config.maxParallelRequests,
+    maxQueued: config.maxQueuedRequests,
+  });
+  const fallbacks = new FallbackRecord(
+    `${config.socketDir.replace(/\/+$/, "")}/${FALLBACK_RECORD_NAME}`,
+  );
+  const metrics = new DaemonMetrics({ limiter, fallbacks });
+  const away = fallbacks.read().reduce((n, c) => n + c.count, 0);
+  if (away > 0) {
+    say(
+      "error",
+      `warning: daemon: shims ran ${away} request(s) themselves (see ${FALLBACK_RECORD_NAME})`,
+    );
+  }
+
+  let server: DaemonServer;
+  try {
+    server = await DaemonServer.start({
+      socketPath: config.socketPath,
+      handler: new InProcessCniHandler(Deno.env.toObject()),
+      overlay: config.overlay,
+      limiter,
+      queueWaitMs: config.queueTimeoutSeconds * 1000,
+      requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+      metrics,
+    });
+  } catch (err) {
+    const message = err instanceof SocketError
+      ? err.message
+      : `Cannot serve ${config.socketPath}: ${(err as Error).message}`;
+    say("error", `daemon: ${message}`);
+    return 1;
+  }
+
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    try {
+      metricsServer = serveMetrics(metrics.registry, {
+        hostname: config.metricsAddress,
+        port: config.metricsPort,
+      });
+    } catch (err) {
+      say(
+        "error",
+        `daemon: cannot serve metrics on ${config.metricsAddress}:${config.metricsPort}: ${
+          (err as Error).message
+        }`,
+      );
+      await server.shutdown(0);
+      return 1;
+    }
+  }
+  say(
+    "verbose",
+    `daemon: serving ${config.socketPath} (at most ${config.maxParallelRequests} requests ` +
+      `at once, ${config.maxQueuedRequests} waiting)` +
+      (metricsServer ? `, metrics on ${config.metricsAddress}:${metricsServer.port}` : "") +
+      (config.nodeName ? `, node ${config.nodeName}` : ""),
+  );
+
+  const signal = await stopSignal();
+  say("verbose", `daemon: ${signal}: draining (readyz 500, new requests to the shims)`);
+  const unfinished = await server.shutdown(config.shutdownGraceSeconds * 1000);
+  await metricsServer?.close();
+  if (unfinished > 0) {
+    say(
+      "error",
+      `daemon: ${unfinished} request(s) still running after ${config.shutdownGraceSeconds} s ` +
+        "are abandoned; their shims see no answer (ADD: code 11, others: run by the shim)",
+    );
+  }
+  say("verbose", "daemon: stopped");
+  return 0;
+}
+
+/** Resolves with the first SIGTERM or SIGINT. */
+function stopSignal(): Promise<Deno.Signal> {
+  return new Promise((resolve) => {
+    const signals: Deno.Signal[] = ["SIGTERM", "SIGINT"];
+    const handlers = signals.map((signal) => {
+      const handler = () => {
+        signals.forEach((s, i) => Deno.removeSignalListener(s, handlers[i]));
+        resolve(signal);
+      };
+      Deno.addSignalListener(signal, handler);
+      return handler;
+    });
+  });
+}
+
+/**
+ * One request's stray promise or timer must not stop the node's daemon: such errors are
+ * logged and the daemon goes on (each request's own errors are answered to its shim).
+ */
+function keepServingOnStrayErrors(): void {
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    const reason = event.reason as Error | undefined;
+    say("error", `daemon: unhandled rejection: ${reason?.message ?? String(reason)}`);
+  });
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    say("error", `daemon: uncaught error: ${event.message}`);
+  });
+}
