@@ -241,10 +241,11 @@ export function parseDaemonConfig(
   const checked = DaemonKeysSchema.safeParse(daemonKeys);
   if (!checked.success) {
     const issue = checked.error.issues[0];
-    const key = spelling.get(String(issue.path[0])) ?? String(issue.path[0]);
+    const canonical = String(issue.path[0]);
+    const key = spelling.get(canonical) ?? canonical;
     throw new DaemonConfigError(
       `Cannot use the daemon configuration ${file}: "${key}" ${
-        describeIssue(issue, daemonKeys[String(issue.path[0])])
+        describeIssue(issue, canonical, daemonKeys[canonical])
       }`,
     );
   }
@@ -368,7 +369,14 @@ function checkNetconfKeys(overlay: ConfOverlay, file: string): {
   }
 }
 
-function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
+const INTEGER_KEYS = new Set([
+  "metricsPort",
+  "connectionLimit",
+  "maxParallelRequests",
+  "maxQueuedRequests",
+]);
+
+function describeIssue(issue: z.core.$ZodIssue, key: string, value: unknown): string {
   const got = value === null
     ? "null"
     : Array.isArray(value)
@@ -376,12 +384,18 @@ function describeIssue(issue: z.core.$ZodIssue, value: unknown): string {
     : typeof value === "string"
     ? `the string ${JSON.stringify(value)}`
     : `${typeof value} ${JSON.stringify(value)}`;
-  if (issue.code === "invalid_type") {
-    const expected = issue.expected === "int" ? "an integer" : `a ${issue.expected}`;
-    return `must be ${expected}, got ${got}`;
+  switch (issue.code) {
+    case "invalid_type": {
+      const expected = INTEGER_KEYS.has(key) ? "an integer" : `a ${issue.expected}`;
+      return `must be ${expected}, got ${got}`;
+    }
+    case "too_small":
+      return `must be ${
+        issue.inclusive ? "at least" : "greater than"
+      } ${issue.minimum}, got ${got}`;
+    case "too_big":
+      return `must be ${issue.inclusive ? "at most" : "less than"} ${issue.maximum}, got ${got}`;
+    default:
+      return `is invalid, got ${got}`;
   }
-  if (issue.code === "too_small" || issue.code === "too_big") {
-    return `is out of range (${issue.message}), got ${got}`;
-  }
-  return `is invalid (${issue.message}), got ${got}`;
 }
