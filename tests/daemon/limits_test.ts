@@ -120,3 +120,37 @@ Deno.test("a DEL for a container whose ADD still runs waits for it, then release
     await node.cleanup();
   }
 });
+
+Deno.test("an ADD running past requestTimeoutSeconds gets code 11; the runtime's DEL waits for it and releases it", async () => {
+  const node = await makeNode();
+  const daemon = await startDaemon(node, { requestTimeoutSeconds: 1 });
+  try {
+    const pod = { ns: await podNetns(node), containerId: containerId() };
+    const release = await hold(node, pod.containerId);
+    const add = await shimCall(node, "ADD", pod);
+    assert.equal(add.code, 1);
+    assert.equal(add.json!.code, 11);
+    assert.match(String(add.json!.msg), /still running ADD of pod .* after 1 s/);
+    const metrics = await daemon.metrics();
+    assert.equal(
+      metricValue(metrics, 'multus_daemon_requests_total{command="ADD",result="timeout"}'),
+      1,
+    );
+    assert.equal(metricValue(metrics, "multus_daemon_requests_running"), 1, "the ADD goes on");
+
+    const del = shimCall(node, "DEL", pod);
+    const first = await Promise.race([
+      waitForWaiting(daemon, 1).then(() => "waiting"),
+      del.then(() => "deleted"),
+    ]);
+    assert.equal(first, "waiting");
+    await release();
+    const deleted = await del;
+    assert.equal(deleted.code, 0, deleted.stdout + deleted.stderr);
+    assert.equal(await pod.ns.link("eth0"), undefined, "what the late ADD attached is released");
+    assert.deepEqual(await listFiles(node.root.cniDir), []);
+  } finally {
+    await stopDaemon(daemon);
+    await node.cleanup();
+  }
+});
