@@ -38,7 +38,7 @@ async function runPlugin(): Promise<number> {
   // The configuration is read first: its type says whether this run is the shim.
   let stdin: string;
   try {
-    stdin = await new Response(Deno.stdin.readable).text();
+    stdin = readStdinText();
   } catch (err) {
     // Reported by the plugin as a CNI error, after the environment is checked.
     const failed = Promise.reject(err);
@@ -57,6 +57,30 @@ async function runPlugin(): Promise<number> {
     log.debug(`${env.CNI_COMMAND}: done ${Math.round(performance.now())} ms after start`);
   }
   return finish(outcome);
+}
+
+/**
+ * Reads all of stdin with synchronous reads: at a process's start they cost ~1 ms, where
+ * reading `Deno.stdin.readable` through a Response costs 30-70 ms (stream machinery).
+ * Decoded as UTF-8 like `Response.text()` (BOM dropped, bad bytes replaced).
+ */
+function readStdinText(): string {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buffer = new Uint8Array(64 * 1024);
+  for (;;) {
+    const n = Deno.stdin.readSync(buffer);
+    if (n === null || n === 0) break;
+    chunks.push(buffer.slice(0, n));
+    total += n;
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
 async function runThin(env: Record<string, string>, stdin: Promise<string>): Promise<string> {
