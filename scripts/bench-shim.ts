@@ -236,7 +236,12 @@ async function main(): Promise<void> {
         count: value(`multus_daemon_request_duration_seconds_count{command="${command}"}`),
       };
     };
-    await scrape();
+    const rss = (text: string) =>
+      Number(
+        text.split("\n").find((l) => l.startsWith("process_resident_memory_bytes "))
+          ?.split(" ")[1] ?? 0,
+      ) / 1024 / 1024;
+    const idleRss = rss(await scrape());
     await timed(ours, cniEnv("ADD", "warm-shim"), shim);
     await timed(ours, cniEnv("DEL", "warm-shim"), shim);
     const before = await scrape();
@@ -266,6 +271,10 @@ async function main(): Promise<void> {
     print("| --- | ---: | ---: | ---: |");
     for (const [name, list] of samples) print(row(name, list));
     print();
+    print(
+      `Daemon RSS: ${fmt(idleRss)} MiB idle after start, ${fmt(rss(after))} MiB after ` +
+        `${2 * RUNS + 2} requests (delegates mode)`,
+    );
     for (const command of ["ADD", "DEL"]) {
       const a = handled(after, command);
       const b = handled(before, command);
