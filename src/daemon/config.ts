@@ -14,6 +14,7 @@ import { RawJson, setTopLevelKeys, stripJsonc } from "../cni/raw_json.ts";
 import { isSupportedVersion } from "../cni/version.ts";
 import { type LogLevel, parseLogLevel } from "../log/logger.ts";
 import { parseLongOptions } from "../util/cli_args.ts";
+import { resolve } from "../util/path.ts";
 import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "../shim/protocol.ts";
 
 /** Multus's default `-config`. */
@@ -302,12 +303,12 @@ export function parseDaemonConfig(
     );
   }
 
-  const socketDir = d.socketDir || DEFAULT_SOCKET_DIR;
+  const socketDir = resolve(d.socketDir || DEFAULT_SOCKET_DIR);
   return {
     file,
     nodeName: where.nodeName,
     socketDir,
-    socketPath: `${socketDir.replace(/\/+$/, "")}/${SOCKET_NAME}`,
+    socketPath: `${socketDir === "/" ? "" : socketDir}/${SOCKET_NAME}`,
     chrootDir: d.chrootDir ?? "",
     logging,
     metricsPort: d.metricsPort,
