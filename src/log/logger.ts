@@ -5,7 +5,14 @@
  * Each line is written with a single append so concurrent plugin runs never interleave.
  * A small logger of our own: bundled, it adds 0.1 ms to a start, LogTape 2.4.2 adds 29 ms
  * (README, "Performance").
+ *
+ * The file is rotated as Multus's lumberjack rotates it, and only what rotation made is ever
+ * removed (see `log_file.ts`).
  */
+
+import { appendToLogFile, type LogRotation, rotateLogFile } from "./log_file.ts";
+
+export type { LogRotation } from "./log_file.ts";
 
 /** Multus log levels, least verbose first. */
 export type LogLevel = "panic" | "error" | "verbose" | "debug";
@@ -17,16 +24,6 @@ export interface LogContext {
   containerId?: string;
   pod?: string;
   network?: string;
-}
-
-/** Rotation limits of the log file (Multus `logOptions`). */
-export interface LogRotation {
-  /** Rotate when the file reaches this many megabytes (default 100). */
-  maxSize: number;
-  /** Backups to keep (default 5). */
-  maxBackups: number;
-  /** Delete backups older than this many days (default 5). */
-  maxAge: number;
 }
 
 /** Logger settings (from the Multus netconf). */
@@ -126,13 +123,8 @@ class Logger {
   #toFile(line: string): void {
     if (!this.#file || this.#fileFailed) return;
     try {
-      this.#rotateIfNeeded(this.#file);
-      const file = Deno.openSync(this.#file, { append: true, create: true, mode: 0o600 });
-      try {
-        file.writeSync(encoder.encode(line));
-      } finally {
-        file.close();
-      }
+      rotateLogFile(this.#file, this.#rotation, Date.now());
+      appendToLogFile(this.#file, encoder.encode(line));
     } catch (err) {
       // An unwritable log file must not fail the CNI command; say so once on stderr.
       this.#fileFailed = true;
@@ -142,51 +134,6 @@ class Logger {
         }\n`,
       );
     }
-  }
-
-  #rotateIfNeeded(path: string): void {
-    let size: number;
-    try {
-      size = Deno.statSync(path).size;
-    } catch {
-      return;
-    }
-    if (size < this.#rotation.maxSize * 1024 * 1024) return;
-    const stamp = new Date().toISOString().replace(/[:]/g, "-");
-    const dot = path.lastIndexOf(".");
-    const slash = path.lastIndexOf("/");
-    const backup = dot > slash
-      ? `${path.slice(0, dot)}-${stamp}${path.slice(dot)}`
-      : `${path}-${stamp}`;
-    try {
-      Deno.renameSync(path, backup);
-    } catch {
-      return; // another run rotated it first
-    }
-    this.#pruneBackups(path);
-  }
-
-  #pruneBackups(path: string): void {
-    const slash = path.lastIndexOf("/");
-    const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-    const base = path.slice(slash + 1);
-    const dot = base.lastIndexOf(".");
-    const stem = dot > 0 ? base.slice(0, dot) : base;
-    const backups: { name: string; mtime: number }[] = [];
-    for (const entry of Deno.readDirSync(dir)) {
-      if (!entry.isFile || entry.name === base || !entry.name.startsWith(`${stem}-`)) continue;
-      const mtime = Deno.statSync(`${dir}/${entry.name}`).mtime?.getTime() ?? 0;
-      backups.push({ name: entry.name, mtime });
-    }
-    backups.sort((a, b) => b.mtime - a.mtime);
-    const oldest = Date.now() - this.#rotation.maxAge * 86_400_000;
-    backups.forEach((b, i) => {
-      if (i >= this.#rotation.maxBackups || b.mtime < oldest) {
-        try {
-          Deno.removeSync(`${dir}/${b.name}`);
-        } catch { /* already gone */ }
-      }
-    });
   }
 }
 
