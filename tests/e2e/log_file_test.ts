@@ -1,7 +1,7 @@
 /**
  * The log file as an operator sees it: the plugin run through its launcher by a "runtime"
  * (this test), writing to a `logFile` that must be rotated, or whose directory does not exist
- * yet.
+ * yet, or that cannot be written at all.
  */
 
 import assert from "node:assert/strict";
@@ -27,6 +27,8 @@ async function failingAdd(
 ): Promise<PluginRun> {
   const run = await root.run({
     command: "ADD",
+    // Far from UTC, so a backup named by local time would show.
+    env: { TZ: "Asia/Tokyo" },
     containerId: "ctr-log-test",
     // Never opened: the version check fails first.
     netns: "/run/netns/multus-log-test-none",
@@ -99,6 +101,7 @@ Deno.test("log rotation removes only the backups it made, never other files that
 
     const before = Date.now();
     const run = await failingAdd(root, logFile);
+    const end = Date.now();
     assert.doesNotMatch(run.stderr, /cannot write log file/);
 
     const after = await listDir(dir);
@@ -113,7 +116,7 @@ Deno.test("log rotation removes only the backups it made, never other files that
       `${made[0].slice(7, 17)}T${made[0].slice(18, 30).replaceAll("-", ":")}Z`,
     );
     assert.ok(
-      madeAt >= before - 1000,
+      madeAt >= before - 1 && madeAt <= end,
       `the backup is named by the UTC time of rotation: ${made[0]}`,
     );
     assert.equal((await Deno.stat(join(dir, made[0]))).size, 100 * 1024 * 1024);
@@ -181,6 +184,22 @@ Deno.test("a logFile in a directory that does not exist: the directory is create
       assert.equal(info.mode! & 0o777, 0o755 & ~umask, `mode of ${sub}`);
     }
     assert.equal((await Deno.stat(logFile)).mode! & 0o777, 0o600);
+  } finally {
+    await root.cleanup();
+  }
+});
+
+Deno.test("an unwritable logFile: said once on stderr, and the lines meant for the file go to stderr instead of being lost", async () => {
+  const root = await makeTestRoot();
+  try {
+    const logFile = join(root.dir, "a-directory");
+    await Deno.mkdir(logFile);
+    const run = await failingAdd(root, logFile, { logLevel: "debug", logToStderr: false });
+    assert.match(run.stderr, /\[debug\] container=ctr-log-test ADD: configuration loaded/);
+    assert.equal(run.stderr.match(/cannot write log file/g)?.length, 1, run.stderr);
+    assert.match(run.stderr, new RegExp(`cannot write log file ${logFile}: .*stderr`));
+    // The final error reaches stderr once, not once for stderr and once for the file.
+    assert.equal(run.stderr.match(/ADD failed: incompatible CNI versions/g)?.length, 1);
   } finally {
     await root.cleanup();
   }
