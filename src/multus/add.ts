@@ -55,7 +55,7 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
 
   // Before the first delegate runs: a crash from here on leaves DEL all it needs.
   try {
-    await saveScratchCache(conf.cniDir, request.containerId, delegates);
+    await saveScratchCache(conf.cniDir, request.containerId, conf.name, delegates);
   } catch (err) {
     throw explain(err, `Cannot add networks to ${podLabel(inv)}`);
   }

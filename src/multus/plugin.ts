@@ -101,7 +101,7 @@ export async function runCniCommand(
     }
     case "GC": {
       const { cmdGc, validAttachmentsOf } = await import("./status_gc.ts");
-      await cmdGc(inv, validAttachmentsOf(parseConfigText(stdin)));
+      await cmdGc(inv, validAttachmentsOf(parseConfigText(stdin), conf.name));
       return "";
     }
   }
