@@ -118,7 +118,7 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
     }
   }
 
-  const keep = await attachmentsLeft(conf.cniDir, recorded, released);
+  const keep = await attachmentsLeft(conf.cniDir, [...valid, ...recorded], released);
   for (const config of networks.values()) {
     try {
       await gcNetwork(config, {
@@ -139,8 +139,9 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
 }
 
 /**
- * Every attachment still recorded in `cniDir`: those of the scratch caches (`recorded`) and
- * the libcni result entries, except those of the containers this GC released.
+ * Every attachment known to be in use or still recorded in `cniDir`: `recorded` (the runtime's
+ * list, the scratch caches) and the libcni result entries, except those of the containers
+ * this GC released.
  */
 async function attachmentsLeft(
   cniDir: string,
