@@ -23,6 +23,7 @@ import {
   loadMultusNetConf,
   type MultusNetConf,
   NETCONF_DEFAULTS,
+  recoverCniDir,
 } from "./netconf.ts";
 import { type Invocation, podFromArgs, podLabel } from "./invocation.ts";
 import type { PodIdentity } from "./scratch_cache.ts";
@@ -50,18 +51,23 @@ export async function runCniCommand(
   if (pod) log.setContext({ pod: `${pod.namespace}/${pod.name}` });
 
   let conf: MultusNetConf;
+  let unusableConf: Invocation["unusableConf"];
   try {
     conf = loadMultusNetConf(stdin);
   } catch (err) {
     if (request.command !== "DEL") throw forPod(err, pod, request);
-    // DEL must not wedge a pod because of a broken config: the scratch cache in the default
-    // cniDir holds everything needed (decision 9).
+    // DEL must not wedge a pod because of a broken config: the scratch cache holds everything
+    // needed, in the cniDir the text still names (else DEL fails when the default has none).
+    const cniDir = recoverCniDir(stdin);
     log.error(
       `DEL with an unusable multus configuration (${
         (err as Error).message
-      }); using the scratch cache in ${NETCONF_DEFAULTS.cniDir}`,
+      }); using the scratch cache in ${
+        cniDir ?? `${NETCONF_DEFAULTS.cniDir} (the text does not say which cniDir)`
+      }`,
     );
-    conf = fallbackNetConf();
+    conf = fallbackNetConf(cniDir);
+    unusableConf = { error: err, cniDirKnown: cniDir !== undefined };
   }
   configureLogging(conf);
   for (const warning of conf.warnings) log.warn(warning);
@@ -75,7 +81,7 @@ export async function runCniCommand(
     throw forPod(err, pod, request);
   }
 
-  const inv: Invocation = { request, conf, pod, infraContainerId };
+  const inv: Invocation = { request, conf, pod, infraContainerId, unusableConf };
   switch (request.command) {
     case "ADD": {
       await checkNetns(request);
@@ -101,7 +107,7 @@ export async function runCniCommand(
     }
     case "GC": {
       const { cmdGc, validAttachmentsOf } = await import("./status_gc.ts");
-      await cmdGc(inv, validAttachmentsOf(parseConfigText(stdin)));
+      await cmdGc(inv, validAttachmentsOf(parseConfigText(stdin), conf.name));
       return "";
     }
   }
