@@ -7,7 +7,6 @@ import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniRequest } from "./request.ts";
 import { log } from "../log/logger.ts";
-import { describeProcesses, processesInSession } from "./session_processes.ts";
 
 /** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
 export type PluginEnv = CniRequest;
@@ -119,6 +118,8 @@ export async function execPlugin(
   }
   let holders = "";
   if (run.heldOpen.length > 0) {
+    // Only here, off the normal path: a plugin that exits with its pipes still held.
+    const { describeProcesses, processesInSession } = await import("./session_processes.ts");
     const left = await processesInSession(child.pid);
     holders = left.length > 0
       ? `${describeProcesses(left)}, which it started,`
