@@ -14,6 +14,8 @@ import { log } from "../log/logger.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
 import {
+  answerMismatch,
+  type ExpectedObject,
   isKubeStatus,
   type KubeEvent,
   type KubeStatus,
@@ -126,6 +128,8 @@ interface Call {
   action: string;
   body?: unknown;
   contentType?: string;
+  /** The object a 2xx answer must be; anything else fails the call. */
+  expect?: ExpectedObject;
 }
 
 /** Why one attempt failed. */
@@ -193,6 +197,7 @@ export class KubeClient {
       method: "GET",
       path: podPath(namespace, name),
       action: `get pod "${namespace}/${name}"`,
+      expect: { kind: "Pod", namespace, name },
     });
   }
 
@@ -212,6 +217,7 @@ export class KubeClient {
         enc(name)
       }`,
       action: `get network-attachment-definition "${namespace}/${name}"`,
+      expect: { kind: "NetworkAttachmentDefinition", namespace, name },
     });
   }
 
@@ -241,6 +247,7 @@ export class KubeClient {
         action: `patch pod "${namespace}/${name}" status`,
         body: { metadata },
         contentType: "application/merge-patch+json",
+        expect: { kind: "Pod", namespace, name },
       });
     } catch (err) {
       if (!(err instanceof K8sApiError) || err.status !== 403) throw err;
@@ -318,6 +325,7 @@ export class KubeClient {
           action,
           body: withAnnotations(current, annotations),
           contentType: "application/json",
+          expect: { kind: "Pod", namespace, name },
         });
       } catch (err) {
         if (!(err instanceof K8sApiError) || err.status !== 409 || attempt >= UPDATE_ATTEMPTS) {
@@ -413,8 +421,9 @@ export class KubeClient {
       } ms`,
     );
     if (response.status >= 200 && response.status < 300) {
+      let value: unknown;
       try {
-        return { value: response.body ? JSON.parse(response.body) : undefined };
+        value = response.body ? JSON.parse(response.body) : undefined;
       } catch (err) {
         return {
           status: response.status,
@@ -424,6 +433,16 @@ export class KubeClient {
           cause: err,
         };
       }
+      const mismatch = call.expect && answerMismatch(value, call.expect);
+      if (mismatch) {
+        return {
+          status: response.status,
+          reason: "InvalidResponse",
+          what: `the API server answered ${response.status} with ${mismatch}`,
+          retryable: false,
+        };
+      }
+      return { value };
     }
     return responseFailure(response);
   }
@@ -488,6 +507,9 @@ export class KubeClient {
     } else if (failure.status === 403) {
       details =
         `The account of the credentials from "${source}" lacks the permission; check its RBAC roles`;
+    } else if (failure.reason === "InvalidResponse") {
+      details =
+        `Check that "server" in "${source}" is the Kubernetes API server, and that nothing between this node and it (a proxy, a load balancer) answers in its place`;
     } else if (failure.reason === "TlsError") {
       details = `Check the certificate authority, "tls-server-name" and "server" in "${source}"`;
     }

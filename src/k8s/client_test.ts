@@ -175,6 +175,127 @@ Deno.test("KubeClient.getNetworkAttachmentDefinition() returns the NAD", async (
   });
 });
 
+Deno.test("KubeClient refuses answers that are not the object asked for, saying what came back", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = server.getPod("default", "web")!;
+    const podPath = "/api/v1/namespaces/default/pods/web";
+    const nadPath =
+      "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/macvlan";
+    const storedNad = {
+      apiVersion: "k8s.cni.cncf.io/v1",
+      kind: "NetworkAttachmentDefinition",
+      metadata: { name: "macvlan", namespace: "default", uid: "u-1" },
+      spec: { config: NAD.spec.config },
+    };
+    const cases: [string, string, unknown, string][] = [
+      [
+        "a PodList",
+        podPath,
+        { kind: "PodList", apiVersion: "v1", metadata: {}, items: [pod] },
+        'Cannot get pod "default/web": the API server answered 200 with a PodList (apiVersion "v1"), not a pod',
+      ],
+      [
+        "a NAD served as the pod",
+        podPath,
+        storedNad,
+        'Cannot get pod "default/web": the API server answered 200 with a NetworkAttachmentDefinition "default/macvlan" (apiVersion "k8s.cni.cncf.io/v1"), not a pod',
+      ],
+      [
+        "another pod",
+        podPath,
+        { ...pod, metadata: { ...pod.metadata, name: "other" } },
+        'Cannot get pod "default/web": the API server answered 200 with pod "default/other", not "default/web"',
+      ],
+      [
+        "a pod of the wrong apiVersion",
+        podPath,
+        { ...pod, apiVersion: "v2" },
+        'Cannot get pod "default/web": the API server answered 200 with a Pod "default/web" (apiVersion "v2"), not a pod',
+      ],
+      [
+        "a numeric annotation",
+        podPath,
+        {
+          ...pod,
+          metadata: { ...pod.metadata, annotations: { "k8s.v1.cni.cncf.io/networks": 5 } },
+        },
+        'Cannot get pod "default/web": the API server answered 200 with pod "default/web" whose metadata.annotations["k8s.v1.cni.cncf.io/networks"] is a number instead of a string',
+      ],
+      [
+        "a list",
+        podPath,
+        [pod],
+        'Cannot get pod "default/web": the API server answered 200 with a list, not a pod',
+      ],
+      [
+        "an empty body",
+        podPath,
+        "",
+        'Cannot get pod "default/web": the API server answered 200 with nothing, not a pod',
+      ],
+      [
+        "an object spec.config",
+        nadPath,
+        { ...storedNad, spec: { config: { type: "macvlan" } } },
+        'Cannot get network-attachment-definition "default/macvlan": the API server answered 200 with network-attachment-definition "default/macvlan" whose spec.config is an object instead of a string',
+      ],
+      [
+        "a pod served as the NAD",
+        nadPath,
+        pod,
+        'Cannot get network-attachment-definition "default/macvlan": the API server answered 200 with a Pod "default/web" (apiVersion "v1"), not a network-attachment-definition',
+      ],
+    ];
+    for (const [label, path, body, message] of cases) {
+      server.clearRequests();
+      server.inject({ kind: "status", status: 200, path, body });
+      const err = await apiError(() =>
+        path === podPath
+          ? client.getPod("default", "web")
+          : client.getNetworkAttachmentDefinition("default", "macvlan")
+      );
+      assert.equal(err.message, message, label);
+      assert.equal(err.reason, "InvalidResponse", label);
+      assert.equal(err.code, 999, label);
+      assert.match(err.details ?? "", /"server" in/, label);
+      assert.equal(server.requests().length, 1, `${label}: not retried`);
+    }
+  });
+});
+
+Deno.test("KubeClient takes null fields of an answer as absent, as Go does", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = server.getPod("default", "web")!;
+    server.inject({
+      kind: "status",
+      status: 200,
+      path: "/api/v1/namespaces/default/pods/web",
+      body: { ...pod, metadata: { ...pod.metadata, annotations: null, labels: null }, spec: null },
+    });
+    const read = await client.getPod("default", "web");
+    assert.equal(read.metadata.uid, pod.metadata.uid);
+    assert.equal("annotations" in read.metadata, false);
+    assert.equal("spec" in read, false);
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() refuses a write answered with another object", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = await client.getPod("default", "web");
+    server.inject({
+      kind: "status",
+      status: 200,
+      method: "PATCH",
+      body: { ...pod, metadata: { ...pod.metadata, name: "other" } },
+    });
+    const err = await apiError(() => client.setPodAnnotations(pod, { a: "b" }));
+    assert.equal(
+      err.message,
+      'Cannot patch pod "default/web" status: the API server answered 200 with pod "default/other", not "default/web"',
+    );
+  });
+});
+
 Deno.test("KubeClient retries 500 twice then succeeds, in three requests", async () => {
   await withClient({}, async ({ server, client }) => {
     server.inject({ kind: "status", status: 500, times: 2 });

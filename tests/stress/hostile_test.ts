@@ -532,3 +532,83 @@ Deno.test("kubeconfigs pointing at secret files: their content never reaches the
     await f.cleanup();
   }
 });
+
+Deno.test("API answers of the wrong shape fail ADD naming the pod and what came back; nothing is attached or written", async () => {
+  const f = await fixture();
+  try {
+    const pod = f.api.getPod("default", "web")!;
+    const fakeConfig = JSON.stringify({ cniVersion: "1.0.0", type: "fake" });
+    const nad = f.api.setNad({
+      metadata: { name: "net-a", namespace: "default" },
+      spec: { config: fakeConfig },
+    });
+    const podPath = "/api/v1/namespaces/default/pods/web";
+    const cases: [string, () => void, RegExp[]][] = [
+      [
+        "a PodList for the pod",
+        () =>
+          f.api.inject({
+            kind: "status",
+            status: 200,
+            path: podPath,
+            body: { kind: "PodList", apiVersion: "v1", metadata: {}, items: [pod] },
+            times: 10,
+          }),
+        [/pod "default\/web"/, /a PodList/],
+      ],
+      [
+        "a NAD served as the pod",
+        () => f.api.inject({ kind: "status", status: 200, path: podPath, body: nad, times: 10 }),
+        [/pod "default\/web"/, /a NetworkAttachmentDefinition "default\/net-a"/],
+      ],
+      [
+        "a numeric networks annotation",
+        () =>
+          void f.api.setPod({
+            metadata: {
+              name: "web",
+              namespace: "default",
+              annotations: { [NETWORKS]: 5 as unknown as string },
+            },
+          }),
+        [
+          /pod "default\/web"/,
+          /metadata\.annotations\["k8s\.v1\.cni\.cncf\.io\/networks"\] is a number/,
+        ],
+      ],
+      [
+        "an object spec.config",
+        () => {
+          f.setAnnotation("net-b");
+          f.api.setNad({
+            metadata: { name: "net-b", namespace: "default" },
+            spec: { config: { cniVersion: "1.0.0", type: "fake" } as unknown as string },
+          });
+        },
+        [/default\/web/, /"default\/net-b"/, /spec\.config is an object instead of a string/],
+      ],
+    ];
+    for (const [label, arrange, messages] of cases) {
+      f.api.clearFaults();
+      f.setAnnotation("net-a");
+      arrange();
+      f.api.clearRequests();
+      const err = assertCniError(await f.run("ADD", f.conf()), label);
+      for (const message of messages) assert.match(err.msg, message, `${label}: ${err.msg}`);
+      assert.equal(
+        await hostLinkExists(f.bridge),
+        false,
+        `${label}: the cluster network never ran`,
+      );
+      const writes = f.api.requests().filter((r) =>
+        r.method !== "GET" && r.path !== "/api/v1/namespaces/default/events"
+      );
+      assert.deepEqual(writes.map((r) => `${r.method} ${r.path}`), [], `${label}: nothing written`);
+      await f.assertClean(label);
+      assertOk(await f.run("DEL", f.conf()), `${label}: DEL`);
+    }
+    await assertCompleteLogLines(f.root.logFile);
+  } finally {
+    await f.cleanup();
+  }
+});
