@@ -227,6 +227,19 @@ class KubeconfigReader {
       );
     }
     out.insecureSkipTlsVerify = cluster["insecure-skip-tls-verify"] === true;
+    if (out.insecureSkipTlsVerify) {
+      // As client-go, before reading the CA: a CA the client would then ignore is a mistake.
+      const caKey = ["certificate-authority-data", "certificate-authority"].find((key) =>
+        this.#string(cluster, key, `${field}.${key}`)
+      );
+      if (caKey) {
+        throw this.#error(
+          `${field}.insecure-skip-tls-verify`,
+          `cluster "${name}" sets both "insecure-skip-tls-verify" and "${caKey}": specifying a root certificates file with the insecure flag is not allowed`,
+          `Remove "insecure-skip-tls-verify" so that the API server is verified with the certificate authority (or remove "${caKey}" to really skip verification)`,
+        );
+      }
+    }
     const serverName = this.#string(cluster, "tls-server-name", `${field}.tls-server-name`);
     if (serverName) out.tlsServerName = serverName;
 
@@ -407,9 +420,10 @@ class KubeconfigReader {
     return value;
   }
 
-  #error(field: string, what: string): KubeconfigError {
+  #error(field: string, what: string, details?: string): KubeconfigError {
     return new KubeconfigError(this.#path, `Cannot use kubeconfig "${this.#path}": ${what}`, {
       field,
+      details,
     });
   }
 }

@@ -155,6 +155,36 @@ Deno.test("loadKubeconfig() counts insecure-skip-tls-verify only when exactly tr
   });
 });
 
+Deno.test("loadKubeconfig() refuses insecure-skip-tls-verify together with a CA, as client-go does", async () => {
+  await withDir(async (dir) => {
+    await write(dir, "ca.crt", CA_PEM);
+    for (
+      const [key, value] of [
+        ["certificate-authority-data", btoa(CA_PEM)],
+        ["certificate-authority", "ca.crt"],
+        // Refused before the file is read, as client-go does.
+        ["certificate-authority", "missing.crt"],
+      ]
+    ) {
+      const path = await write(
+        dir,
+        `k-${value.length}`,
+        multusKubeconfig(
+          `    server: https://h:6443\n    insecure-skip-tls-verify: true\n    ${key}: ${value}`,
+          "    token: t",
+        ),
+      );
+      const err = await loadError(path);
+      assert.deepEqual(
+        err.message,
+        `Cannot use kubeconfig "${path}": cluster "local" sets both "insecure-skip-tls-verify" and "${key}": specifying a root certificates file with the insecure flag is not allowed`,
+      );
+      assert.deepEqual(err.field, 'clusters["local"].cluster.insecure-skip-tls-verify');
+      assert.match(err.details ?? "", /Remove "insecure-skip-tls-verify"/);
+    }
+  });
+});
+
 Deno.test("loadKubeconfig() reads tls-server-name", async () => {
   await withDir(async (dir) => {
     const path = await write(
