@@ -12,6 +12,7 @@
  */
 
 import { parseSimpleYaml } from "./_simple_yaml.ts";
+import { CredentialFileError, readCredentialFile } from "./credential_file.ts";
 import { KubeconfigError } from "./errors.ts";
 import { loadYaml } from "../util/yaml.ts";
 
@@ -38,19 +39,31 @@ export interface KubeCredentials {
   source: string;
 }
 
+/** Options of {@linkcode loadKubeconfig} and {@linkcode inClusterCredentials}. */
+export interface CredentialOptions {
+  /** Longest time to read each file, in milliseconds (default 10000, as one API request). */
+  readTimeoutMs?: number;
+}
+
 type Obj = Record<string, unknown>;
 
 /**
  * Loads the credentials of the kubeconfig's `current-context`. JSON and the plain YAML that
  * kubeconfigs are written in are parsed directly; other YAML loads the `yaml` package.
  *
+ * The kubeconfig and the files it names must be regular files of at most 4 MiB, each read
+ * within `options.readTimeoutMs`.
+ *
  * @param path The kubeconfig file.
  * @returns The credentials, with files it names already read.
  * @throws {KubeconfigError} The file cannot be read or parsed, or names something missing
  * or unsupported.
  */
-export async function loadKubeconfig(path: string): Promise<KubeCredentials> {
-  const reader = new KubeconfigReader(path);
+export async function loadKubeconfig(
+  path: string,
+  options: CredentialOptions = {},
+): Promise<KubeCredentials> {
+  const reader = new KubeconfigReader(path, options);
   return await reader.load();
 }
 
@@ -66,6 +79,7 @@ export async function loadKubeconfig(path: string): Promise<KubeCredentials> {
 export async function inClusterCredentials(
   env: Record<string, string | undefined>,
   saDir: string = SERVICE_ACCOUNT_DIR,
+  options: CredentialOptions = {},
 ): Promise<KubeCredentials> {
   const host = env.KUBERNETES_SERVICE_HOST?.trim();
   const port = env.KUBERNETES_SERVICE_PORT?.trim();
@@ -79,7 +93,23 @@ export async function inClusterCredentials(
   const hostPart = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
   const caFile = `${saDir}/ca.crt`;
   const tokenFile = `${saDir}/token`;
-  const caPem = await readFileFor(saDir, caFile, "ca.crt");
+  const read = async (file: string, field: string) => {
+    try {
+      return await readCredentialFile(file, options.readTimeoutMs);
+    } catch (err) {
+      throw new KubeconfigError(
+        saDir,
+        `Cannot use in-cluster credentials: cannot read "${file}": ${(err as Error).message}`,
+        {
+          field,
+          details:
+            `The pod's service account is not usable at ${saDir}: mount it there, or set "kubeconfig" in the multus configuration (multus install writes one)`,
+          cause: err,
+        },
+      );
+    }
+  };
+  const caPem = await read(caFile, "ca.crt");
   if (!isPemCertificate(caPem)) {
     throw new KubeconfigError(
       saDir,
@@ -89,7 +119,7 @@ export async function inClusterCredentials(
       },
     );
   }
-  const token = (await readFileFor(saDir, tokenFile, "token")).trim();
+  const token = (await read(tokenFile, "token")).trim();
   if (!token) {
     throw new KubeconfigError(
       saDir,
@@ -112,14 +142,31 @@ export async function inClusterCredentials(
 class KubeconfigReader {
   #path: string;
   #dir: string;
+  #readTimeoutMs: number | undefined;
 
-  constructor(path: string) {
+  constructor(path: string, options: CredentialOptions) {
     this.#path = path;
     this.#dir = parentOf(absolute(Deno.cwd(), path));
+    this.#readTimeoutMs = options.readTimeoutMs;
   }
 
   async load(): Promise<KubeCredentials> {
-    const text = await readFileFor(this.#path, this.#path, "");
+    let text: string;
+    try {
+      text = await readCredentialFile(this.#path, this.#readTimeoutMs);
+    } catch (err) {
+      const notFound = err instanceof CredentialFileError && err.notFound;
+      throw new KubeconfigError(
+        this.#path,
+        `Cannot read kubeconfig "${this.#path}": ${(err as Error).message}`,
+        {
+          details: notFound
+            ? `"kubeconfig" in the multus configuration names this file: multus install writes it (by default /etc/cni/net.d/multus.d/multus.kubeconfig); run it on this node, or fix the path`
+            : `"kubeconfig" in the multus configuration names this file: make it a readable kubeconfig (multus install writes one)`,
+          cause: err,
+        },
+      );
+    }
     const config = await this.#parse(text);
     if (!isObj(config)) throw this.#error("", "it is not a kubeconfig (expected a mapping)");
 
@@ -381,12 +428,12 @@ class KubeconfigReader {
 
   async #readReferenced(file: string, field: string, owner: string): Promise<string> {
     try {
-      return await Deno.readTextFile(file);
+      return await readCredentialFile(file, this.#readTimeoutMs);
     } catch (err) {
       throw new KubeconfigError(
         this.#path,
         `Cannot read "${file}" named by ${owner} in kubeconfig "${this.#path}": ${
-          describeFsError(err)
+          (err as Error).message
         }`,
         { field, cause: err },
       );
@@ -426,25 +473,6 @@ class KubeconfigReader {
       details,
     });
   }
-}
-
-async function readFileFor(owner: string, file: string, field: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (err) {
-    throw new KubeconfigError(owner, `Cannot read "${file}": ${describeFsError(err)}`, {
-      field,
-      cause: err,
-    });
-  }
-}
-
-function describeFsError(err: unknown): string {
-  if (err instanceof Deno.errors.NotFound) return "the file does not exist";
-  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (err instanceof Deno.errors.IsADirectory) return "it is a directory";
-  if (err instanceof TypeError) return "the file is not valid UTF-8 text";
-  return (err as Error)?.message?.split("\n")[0] ?? String(err);
 }
 
 /**

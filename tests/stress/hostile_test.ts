@@ -1,8 +1,9 @@
 /**
  * Hostile input, the named attacks: plugin types that are paths, container ids and interface
  * names built to escape the cache dir, a NAD of another namespace under isolation, a 10 MB
- * annotation, JSON nested 100k levels deep everywhere JSON is read, and kubeconfigs that point
- * at files whose content must never reach a log or an error. Each runs the real binary
+ * annotation, JSON nested 100k levels deep everywhere JSON is read, kubeconfigs that point
+ * at files whose content must never reach a log or an error or that never end (FIFOs, devices,
+ * hung files), and API answers of the wrong shape. Each runs the real binary
  * through its launcher and checks what the runtime gets back and that nothing was touched.
  */
 
@@ -19,6 +20,7 @@ import {
   assertOk,
   linkNames,
   nextOctet,
+  startPlugin,
   writeScript,
 } from "./_helpers.ts";
 
@@ -607,6 +609,142 @@ Deno.test("API answers of the wrong shape fail ADD naming the pod and what came 
       await f.assertClean(label);
       assertOk(await f.run("DEL", f.conf()), `${label}: DEL`);
     }
+    await assertCompleteLogLines(f.root.logFile);
+  } finally {
+    await f.cleanup();
+  }
+});
+
+/**
+ * Runs ADD and returns its result; a run that has not ended after `guardMs` is killed and
+ * fails the test (the plugin must bound every wait itself).
+ */
+async function runGuarded(f: Fixture, config: unknown, label: string, guardMs = 60_000) {
+  const running = startPlugin(f.root, {
+    command: "ADD",
+    containerId: f.containerId,
+    netns: f.ns.path,
+    ifName: "eth0",
+    args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web",
+    config: config as Record<string, unknown>,
+  });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const guard = new Promise<"hung">((resolve) => {
+    timer = setTimeout(() => resolve("hung"), guardMs);
+  });
+  const outcome = await Promise.race([running.done, guard]);
+  clearTimeout(timer);
+  if (outcome === "hung") {
+    running.kill();
+    await running.done;
+    assert.fail(`${label}: ADD still running after ${guardMs / 1000} s; killed`);
+  }
+  return outcome;
+}
+
+/**
+ * Holds a write lease on `path` from another process (python3): until it ends, opening the
+ * file blocks, as on a hung network mount.
+ */
+async function holdLease(path: string): Promise<{ release(): Promise<void> }> {
+  const script = [
+    "import fcntl, os, signal, sys",
+    "signal.signal(signal.SIGIO, signal.SIG_IGN)",
+    "fd = os.open(sys.argv[1], os.O_RDONLY)",
+    "fcntl.fcntl(fd, 1024, fcntl.F_WRLCK)  # F_SETLEASE",
+    "print('held', flush=True)",
+    "sys.stdin.read()",
+  ].join("\n");
+  const child = new Deno.Command("python3", {
+    args: ["-c", script, path],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  assert.equal(new TextDecoder().decode(value).trim(), "held", "the lease is held");
+  reader.releaseLock();
+  return {
+    release: async () => {
+      await child.stdin.close();
+      await child.stdout.cancel();
+      await child.status;
+    },
+  };
+}
+
+Deno.test("kubeconfigs that never end, never open or mix insecure with a CA fail ADD at once, naming the file; nothing attached", async () => {
+  const f = await fixture();
+  try {
+    f.setAnnotation("");
+    const fifo = join(f.root.dir, "kubeconfig.fifo");
+    assert.ok((await new Deno.Command("mkfifo", { args: [fifo] }).output()).success);
+    const base = await Deno.readTextFile(f.kubeconfig);
+    const withUser = async (name: string, user: string) => {
+      const path = join(f.root.dir, name);
+      await Deno.writeTextFile(path, base.replace(/ {2}user:\n( {4}.*\n)+/, `  user:\n${user}\n`));
+      return path;
+    };
+    const zeroToken = await withUser("zero-token", "    tokenFile: /dev/zero");
+    const fifoToken = await withUser("fifo-token", `    tokenFile: ${fifo}`);
+    const insecureWithCa = join(f.root.dir, "insecure-with-ca");
+    await Deno.writeTextFile(
+      insecureWithCa,
+      base.replace(
+        "    certificate-authority-data:",
+        "    insecure-skip-tls-verify: true\n    certificate-authority-data:",
+      ),
+    );
+    const leased = join(f.root.dir, "leased-kubeconfig");
+    await Deno.writeTextFile(leased, base);
+    const lease = await holdLease(leased);
+    try {
+      const cases: [string, string, RegExp, number?][] = [
+        [
+          "a FIFO kubeconfig",
+          fifo,
+          /^Cannot read kubeconfig "[^"]*kubeconfig\.fifo": it is a FIFO \(named pipe\), not a regular file$/,
+        ],
+        [
+          "tokenFile /dev/zero",
+          zeroToken,
+          /^Cannot read "\/dev\/zero" named by user "multus" in kubeconfig "[^"]*zero-token": it is a character device, not a regular file$/,
+        ],
+        [
+          "tokenFile a FIFO",
+          fifoToken,
+          /^Cannot read "[^"]*kubeconfig\.fifo" named by user "multus" in kubeconfig "[^"]*fifo-token": it is a FIFO/,
+        ],
+        [
+          "insecure-skip-tls-verify with a CA",
+          insecureWithCa,
+          /^Cannot use kubeconfig "[^"]*insecure-with-ca": cluster "local" sets both "insecure-skip-tls-verify" and "certificate-authority-data": specifying a root certificates file with the insecure flag is not allowed$/,
+        ],
+        [
+          "a kubeconfig whose open never returns",
+          leased,
+          /^Cannot read kubeconfig "[^"]*leased-kubeconfig": reading it did not finish within 1 s/,
+          1,
+        ],
+      ];
+      for (const [label, kubeconfig, message, apiTimeoutSeconds] of cases) {
+        f.api.clearRequests();
+        const conf = f.conf({ kubeconfig, ...(apiTimeoutSeconds ? { apiTimeoutSeconds } : {}) });
+        const err = assertCniError(await runGuarded(f, conf, label), label);
+        assert.equal(err.code, 7, `${label}: ${err.msg}`);
+        assert.match(err.msg, message, label);
+        assert.deepEqual(f.api.requests(), [], `${label}: the API was not called`);
+        assert.equal(await hostLinkExists(f.bridge), false, `${label}: nothing ran`);
+        await f.assertClean(label);
+      }
+    } finally {
+      await lease.release();
+    }
+    const missing = join(f.root.dir, "multus.d", "multus.kubeconfig");
+    const err = assertCniError(await runGuarded(f, f.conf({ kubeconfig: missing }), "missing"));
+    assert.equal(err.msg, `Cannot read kubeconfig "${missing}": the file does not exist`);
+    assert.match(err.details ?? "", /multus install writes it/);
     await assertCompleteLogLines(f.root.logFile);
   } finally {
     await f.cleanup();
