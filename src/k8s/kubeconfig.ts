@@ -37,6 +37,13 @@ export interface KubeCredentials {
   tlsServerName?: string;
   /** Where the credentials came from: the kubeconfig path or the service-account folder. */
   source: string;
+  /** The credentials are the pod's service account (`source` is its folder). */
+  inCluster?: boolean;
+  /**
+   * Where the CA, the client certificate and the key came from, for messages: e.g.
+   * `"certificate-authority-data" of cluster "local"`.
+   */
+  origins?: { ca?: string; cert?: string; key?: string };
 }
 
 /** Options of {@linkcode loadKubeconfig} and {@linkcode inClusterCredentials}. */
@@ -135,6 +142,8 @@ export async function inClusterCredentials(
     token,
     insecureSkipTlsVerify: false,
     source: saDir,
+    inCluster: true,
+    origins: { ca: `"${caFile}"` },
   };
 }
 
@@ -300,6 +309,7 @@ class KubeconfigReader {
         throw this.#error(ca.field, `${ca.label} of cluster "${name}" is not a PEM certificate`);
       }
       out.caPem = ca.pem;
+      out.origins = { ...out.origins, ca: `${ca.label} of cluster "${name}"` };
     }
   }
 
@@ -344,6 +354,11 @@ class KubeconfigReader {
       }
       out.certPem = cert.pem;
       out.keyPem = key.pem;
+      out.origins = {
+        ...out.origins,
+        cert: `${cert.label} of ${owner}`,
+        key: `${key.label} of ${owner}`,
+      };
     }
 
     const token = this.#string(user, "token", `${field}.token`);

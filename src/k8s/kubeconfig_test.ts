@@ -128,6 +128,7 @@ Deno.test("loadKubeconfig() reads the kubeconfig Multus writes", async () => {
       token: SECRET,
       insecureSkipTlsVerify: false,
       source: path,
+      origins: { ca: '"certificate-authority-data" of cluster "local"' },
     });
   });
 });
@@ -713,6 +714,8 @@ Deno.test("inClusterCredentials() reads the service account", async () => {
         token: SECRET,
         insecureSkipTlsVerify: false,
         source: dir,
+        inCluster: true,
+        origins: { ca: `"${dir}/ca.crt"` },
       },
     );
     const v6 = await inClusterCredentials(

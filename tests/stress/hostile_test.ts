@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type PluginRun, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
 import { hostLinkExists, listFiles, type TestNetns } from "../helpers/netns.ts";
-import { type TestApiServer } from "../k8s_api/server.ts";
+import { startTestApiServer, type TestApiServer } from "../k8s_api/server.ts";
 import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import {
   assertCniError,
@@ -747,6 +747,66 @@ Deno.test("kubeconfigs that never end, never open or mix insecure with a CA fail
     assert.match(err.details ?? "", /multus install writes it/);
     await assertCompleteLogLines(f.root.logFile);
   } finally {
+    await f.cleanup();
+  }
+});
+
+Deno.test("TLS failures name the kubeconfig, the setting at fault and what to do; nothing is attached", async () => {
+  const f = await fixture();
+  const other = await startTestApiServer();
+  const { createServer } = await import("node:http");
+  const plain = createServer((_req, res) => res.end("{}"));
+  await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", () => resolve()));
+  try {
+    f.setAnnotation("");
+    const base = await Deno.readTextFile(f.kubeconfig);
+    const caData = /certificate-authority-data: "?([^"\n]+)"?/.exec(base)![1];
+    const variant = async (name: string, text: string) => {
+      const path = join(f.root.dir, name);
+      await Deno.writeTextFile(path, text);
+      return path;
+    };
+    const junkCa = btoa(
+      "-----BEGIN CERTIFICATE-----\nAAAAAAAAAAAAAAAAAAAAAAAA\n-----END CERTIFICATE-----\n",
+    );
+    const port = (plain.address() as { port: number }).port;
+    const cases: [string, string, RegExp, RegExp, number][] = [
+      [
+        "a CA that is not a certificate",
+        await variant("junk-ca", base.replace(caData, junkCa)),
+        /^Cannot get pod "default\/web": cannot use kubeconfig "[^"]*junk-ca": the certificate authority in "certificate-authority-data" of cluster "local" is not a valid certificate \(BadEncoding\)$/,
+        /the cluster's CA certificate in PEM form/,
+        7,
+      ],
+      [
+        "another cluster's CA",
+        await variant("other-ca", base.replace(caData, btoa(other.caPem))),
+        /^Cannot get pod "default\/web": the TLS connection to the API server at https:\/\/127\.0\.0\.1:\d+ \(from kubeconfig "[^"]*other-ca"\) failed: its certificate is not signed by the certificate authority in "certificate-authority-data" of cluster "local" \((UnknownIssuer|BadSignature)\)$/,
+        /Put the cluster's CA certificate in "certificate-authority-data" of kubeconfig "[^"]*other-ca"/,
+        999,
+      ],
+      [
+        "a server that does not speak TLS",
+        await variant("plain", base.replace(f.api.url, `https://127.0.0.1:${port}`)),
+        /^Cannot get pod "default\/web": the TLS connection to the API server at https:\/\/127\.0\.0\.1:\d+ \(from kubeconfig "[^"]*plain"\) failed: the server does not speak TLS there \(InvalidContentType\)$/,
+        /Check the port of "server"/,
+        999,
+      ],
+    ];
+    for (const [label, kubeconfig, message, details, code] of cases) {
+      const run = await f.run("ADD", f.conf({ kubeconfig }));
+      const err = assertCniError(run, label);
+      assert.match(err.msg, message, label);
+      assert.match(err.details ?? "", details, label);
+      assert.equal(err.code, code, label);
+      assert.equal(await hostLinkExists(f.bridge), false, `${label}: nothing ran`);
+      await f.assertClean(label);
+      assertOk(await f.run("DEL", f.conf({ kubeconfig })), `${label}: DEL`);
+    }
+    await assertCompleteLogLines(f.root.logFile);
+  } finally {
+    plain.close();
+    await other.close();
     await f.cleanup();
   }
 });
