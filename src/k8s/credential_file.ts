@@ -68,6 +68,9 @@ async function readRegularFile(path: string): Promise<string> {
     const info = await Deno.stat(path);
     if (!info.isFile) throw new CredentialFileError(`it is ${fileKind(info)}, not a regular file`);
     if (info.size > MAX_CREDENTIAL_FILE_BYTES) throw tooLarge(`it has ${info.size} bytes`);
+    // A regular file with a size: read in one go. Size 0 may be a /proc or /sys file that
+    // does not know its size: read in chunks, counting.
+    if (info.size > 0) return await Deno.readTextFile(path);
     file = await Deno.open(path);
     const chunks: Uint8Array[] = [];
     let total = 0;

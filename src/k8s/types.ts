@@ -111,36 +111,36 @@ export interface ExpectedObject {
   name: string;
 }
 
-let schemas: Record<ReadKind, z.ZodMiniType> | undefined;
+const schemas: Partial<Record<ReadKind, z.ZodMiniType>> = {};
 
-/** The schema of a kind, built on first use (runs that read no object skip the cost). */
+/**
+ * The schema of a kind, built on first use (runs that read no object skip the cost). Only
+ * checked, never used to rebuild the answer: unknown keys (the pod's spec, …) stay as they are.
+ */
 function schemaOf(kind: ReadKind): z.ZodMiniType {
-  schemas ??= buildSchemas();
-  return schemas[kind];
-}
-
-function buildSchemas(): Record<ReadKind, z.ZodMiniType> {
   // Go's decoder takes null as "absent" for any field: so do we (and drop it, see dropNulls).
-  const stringMap = z.nullish(z.record(z.string(), z.string()));
-  const metadata = z.looseObject({
-    name: z.string(),
-    namespace: z.string(),
-    uid: z.nullish(z.string()),
-    resourceVersion: z.nullish(z.string()),
-    annotations: stringMap,
-    labels: stringMap,
-  });
-  return {
-    Pod: z.looseObject({
-      metadata,
-      spec: z.nullish(z.record(z.string(), z.unknown())),
-      status: z.nullish(z.record(z.string(), z.unknown())),
-    }),
-    NetworkAttachmentDefinition: z.looseObject({
-      metadata,
-      spec: z.nullish(z.looseObject({ config: z.nullish(z.string()) })),
-    }),
-  };
+  const stringMap = () => z.nullish(z.record(z.string(), z.string()));
+  const metadata = () =>
+    z.object({
+      name: z.string(),
+      namespace: z.string(),
+      uid: z.nullish(z.string()),
+      resourceVersion: z.nullish(z.string()),
+      annotations: stringMap(),
+      labels: stringMap(),
+    });
+  // Plain objects: zod drops unknown keys from its copy (unused), cheaper than keeping them.
+  schemas[kind] ??= kind === "Pod"
+    ? z.object({
+      metadata: metadata(),
+      spec: z.nullish(z.object({})),
+      status: z.nullish(z.object({})),
+    })
+    : z.object({
+      metadata: metadata(),
+      spec: z.nullish(z.object({ config: z.nullish(z.string()) })),
+    });
+  return schemas[kind];
 }
 
 /** How messages name a kind: `pod`, `network-attachment-definition`. */
