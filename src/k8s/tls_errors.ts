@@ -127,8 +127,11 @@ export function explainHandshakeFailure(
   creds: KubeCredentials,
 ): TlsProblem | undefined {
   for (const known of HANDSHAKE) {
-    const code = known.codes.find((c) => text.includes(c));
-    if (code === undefined) continue;
+    const found = known.codes.find((c) => text.includes(c));
+    if (found === undefined) continue;
+    // An alert is named after the colon: "received fatal alert: HandshakeFailure".
+    const escaped = found.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    const code = new RegExp(`${escaped}(: [A-Z]\\w+)?`).exec(text)![0];
     const { problem, details } = known.explain(creds);
     return {
       what: `${connectionLabel(creds)}: ${problem} (${code})`,
