@@ -1,10 +1,11 @@
 /**
  * @module
  * The benchmark report: ADD and DEL latency of the plugin against calling the same delegates
- * directly (the floor), for 0 (delegates mode), 1, 4 and 16 extra networks with 0 and 5 ms of
- * API latency; API requests per ADD; peak RSS; VERSION start-up; 30 concurrent ADDs. Writes
+ * directly (the floor), in delegates mode (no API) and in Kubernetes mode for 0, 1, 4 and 16
+ * extra networks with 0 and 5 ms of API latency; API requests per ADD; peak RSS; VERSION
+ * start-up; rounds of 30 concurrent ADDs and DELs with the CPU time they use. Writes
  * docs/benchmarks.md and docs/latency.svg and prints the tables. Run it as root through
- * `scripts/bench` (`--quick` for fewer runs).
+ * `scripts/bench` (`--quick` for fewer runs, to check that the report is produced).
  *
  * Everything runs on this machine: network namespaces and links it creates (and removes), the
  * test API server on 127.0.0.1.
@@ -24,6 +25,8 @@ const WARMUP = QUICK ? 1 : 2;
 const NETWORKS = [0, 1, 4, 16];
 const API_LATENCIES = [0, 5];
 const CONCURRENT = 30;
+/** Rounds of the concurrency batch: one round is one sample, and one sample proves nothing. */
+const CONCURRENT_ROUNDS = QUICK ? 2 : 5;
 const encoder = new TextEncoder();
 
 function print(text = ""): void {
@@ -123,11 +126,14 @@ interface Bench {
 let counter = 0;
 const newId = (tag: string) => `bench-${tag}-${Date.now().toString(36)}-${counter++}`;
 
+/** How the plugin gets its networks: a static `delegates` list, or the API server. */
+type Mode = "delegates" | "kubernetes";
+
 /** One ADD and one DEL through the plugin; returns [addMs, delMs, apiRequests]. */
-async function pluginRound(b: Bench, networks: number): Promise<[number, number, string[]]> {
+async function pluginRound(b: Bench, mode: Mode): Promise<[number, number, string[]]> {
   const id = newId("p");
   const multus = join(b.root.binDir, "multus");
-  const conf = networks === 0
+  const conf = mode === "delegates"
     ? {
       cniVersion: "1.0.0",
       name: "multus-bench",
@@ -205,6 +211,8 @@ async function floorRound(b: Bench, networks: number): Promise<[number, number]>
 
 interface Row {
   networks: number;
+  mode: Mode;
+  /** Injected API latency; undefined in delegates mode. */
   apiMs: number | undefined;
   pluginAdd: Stats;
   pluginDel: Stats;
@@ -221,7 +229,9 @@ function describeRequests(requests: string[]): string {
     [count("GET nad"), "NAD GET"],
     [count("PATCH status") + count("PUT status"), "status write"],
     [count("POST events"), "events"],
-  ].filter(([n]) => (n as number) > 0).map(([n, what]) => `${n} ${what}`);
+  ].filter(([n]) => (n as number) > 0).map(([n, what]) =>
+    `${n} ${n === 1 && what === "events" ? "event" : what}`
+  );
   return `${requests.length} (${parts.join(", ")})`;
 }
 
@@ -255,6 +265,7 @@ async function machine(): Promise<Record<string, string>> {
     kernel: Deno.osRelease(),
     deno: `${Deno.version.deno} (V8 ${Deno.version.v8}, TypeScript ${Deno.version.typescript})`,
     plugins: `Debian containernetworking-plugins in ${SYSTEM_CNI_DIR}`,
+    load: (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(", "),
   };
 }
 
@@ -335,7 +346,12 @@ async function latencyRows(b: Bench): Promise<Row[]> {
       }
     }
     floors.set(networks, [stats(fAdd), stats(fDel)]);
-    for (const apiMs of networks === 0 ? [undefined] : API_LATENCIES) {
+    // Delegates mode has the cluster network only: it is measured at 0 extra networks.
+    const modes: [Mode, number | undefined][] = [
+      ...(networks === 0 ? [["delegates", undefined] as [Mode, undefined]] : []),
+      ...API_LATENCIES.map((ms): [Mode, number] => ["kubernetes", ms]),
+    ];
+    for (const [mode, apiMs] of modes) {
       b.api.clearFaults();
       if (apiMs) b.api.inject({ kind: "latency", ms: apiMs });
       b.api.setPod({
@@ -352,7 +368,7 @@ async function latencyRows(b: Bench): Promise<Row[]> {
       const del: number[] = [];
       let requests: string[] = [];
       for (let i = 0; i < WARMUP + RUNS; i++) {
-        const [a, d, r] = await pluginRound(b, networks);
+        const [a, d, r] = await pluginRound(b, mode);
         if (i >= WARMUP) {
           add.push(a);
           del.push(d);
@@ -362,6 +378,7 @@ async function latencyRows(b: Bench): Promise<Row[]> {
       const [floorAdd, floorDel] = floors.get(networks)!;
       rows.push({
         networks,
+        mode,
         apiMs,
         pluginAdd: stats(add),
         pluginDel: stats(del),
@@ -371,7 +388,7 @@ async function latencyRows(b: Bench): Promise<Row[]> {
       });
       print(
         `  ${networks} extra networks${
-          apiMs === undefined ? " (delegates mode)" : `, API +${apiMs} ms`
+          mode === "delegates" ? " (delegates mode)" : `, Kubernetes mode, API +${apiMs} ms`
         }: ADD ${fmtStats(stats(add))} ms`,
       );
     }
@@ -380,17 +397,65 @@ async function latencyRows(b: Bench): Promise<Row[]> {
   return rows;
 }
 
-interface Concurrency {
-  pluginAdd: number;
-  pluginDel: number;
-  floorAdd: number;
-  floorDel: number;
+/** One kind of concurrent batch (plugin or floor, ADD or DEL), over every round. */
+interface Batch {
+  /** Wall time of each round, from the first spawn to the last exit. */
+  totals: number[];
+  /** Each call's own time, spawn to exit, all rounds pooled. */
+  calls: number[];
+  /** CPU time (user + system) of each round, children and grandchildren included. */
+  cpu: number[];
 }
 
+interface Concurrency {
+  pluginAdd: Batch;
+  pluginDel: Batch;
+  floorAdd: Batch;
+  floorDel: Batch;
+}
+
+const emptyBatch = (): Batch => ({ totals: [], calls: [], cpu: [] });
+
+let clockTicks: number | undefined;
+
+/**
+ * CPU time (ms) of this process's children that have been waited for, grandchildren included
+ * (`cutime` + `cstime` of /proc/self/stat): the difference over a batch is what the batch
+ * cost, so a batch whose wall time is far above CPU time / cores was waiting, not computing.
+ */
+async function childrenCpuMs(): Promise<number> {
+  clockTicks ??= Number((await sh(["getconf", "CLK_TCK"])).trim()) || 100;
+  const stat = await Deno.readTextFile("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 16 and 17 of proc(5); the list here starts at field 3.
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / clockTicks;
+}
+
+/** Runs the calls all at once; records the round's wall time, each call's and the CPU time. */
+async function batch(batchOf: Batch, calls: (() => Promise<Exec>)[], what: string): Promise<void> {
+  const cpuBefore = await childrenCpuMs();
+  const started = performance.now();
+  const runs = await Promise.all(calls.map(async (call) => must(await call(), what)));
+  batchOf.totals.push(performance.now() - started);
+  batchOf.cpu.push(await childrenCpuMs() - cpuBefore);
+  batchOf.calls.push(...runs.map((r) => r.ms));
+}
+
+/**
+ * Rounds of 30 ADDs started at once then 30 DELs, through the plugin (delegates mode, one
+ * bridge and one host-local range) and as the floor (30 direct `bridge` calls), each pod in its
+ * own network namespace.
+ */
 async function concurrency(b: Bench): Promise<Concurrency> {
   const namespaces = await Promise.all(
     Array.from({ length: CONCURRENT }, () => TestNetns.create()),
   );
+  const result: Concurrency = {
+    pluginAdd: emptyBatch(),
+    pluginDel: emptyBatch(),
+    floorAdd: emptyBatch(),
+    floorDel: emptyBatch(),
+  };
   try {
     const multus = join(b.root.binDir, "multus");
     const conf = JSON.stringify({
@@ -402,65 +467,76 @@ async function concurrency(b: Bench): Promise<Concurrency> {
       binDir: b.root.binDir,
     });
     const path = `${b.root.binDir}:${SYSTEM_CNI_DIR}`;
-    const ids = namespaces.map(() => newId("c"));
-    const timed = async (work: () => Promise<unknown>) => {
-      const started = performance.now();
-      await work();
-      return performance.now() - started;
-    };
-    const all = (fn: (ns: TestNetns, i: number) => Promise<Exec>, what: string) =>
-      timed(() => Promise.all(namespaces.map(async (ns, i) => must(await fn(ns, i), what))));
-    const pluginAdd = await all(
-      (ns, i) => exec(multus, cniEnv("ADD", ids[i], ns.path, "eth0", path), conf),
-      "concurrent ADD",
-    );
-    const pluginDel = await all(
-      (ns, i) => exec(multus, cniEnv("DEL", ids[i], ns.path, "eth0", path), conf),
-      "concurrent DEL",
-    );
     const bridge = join(SYSTEM_CNI_DIR, "bridge");
     const direct = JSON.stringify(b.bridgeConf);
-    const floorAdd = await all(
-      (ns, i) => exec(bridge, cniEnv("ADD", `${ids[i]}f`, ns.path, "eth0", SYSTEM_CNI_DIR), direct),
-      "concurrent bridge ADD",
-    );
-    const floorDel = await all(
-      (ns, i) => exec(bridge, cniEnv("DEL", `${ids[i]}f`, ns.path, "eth0", SYSTEM_CNI_DIR), direct),
-      "concurrent bridge DEL",
-    );
-    return { pluginAdd, pluginDel, floorAdd, floorDel };
+    for (let round = 0; round < CONCURRENT_ROUNDS; round++) {
+      const ids = namespaces.map(() => newId("c"));
+      const calls = (binary: string, command: string, config: string, cniPath: string) =>
+        namespaces.map((ns, i) => () =>
+          exec(binary, cniEnv(command, ids[i], ns.path, "eth0", cniPath), config)
+        );
+      await batch(result.pluginAdd, calls(multus, "ADD", conf, path), "concurrent ADD");
+      await batch(result.pluginDel, calls(multus, "DEL", conf, path), "concurrent DEL");
+      await batch(result.floorAdd, calls(bridge, "ADD", direct, SYSTEM_CNI_DIR), "bridge ADD");
+      await batch(result.floorDel, calls(bridge, "DEL", direct, SYSTEM_CNI_DIR), "bridge DEL");
+    }
+    return result;
   } finally {
     await Promise.all(namespaces.map((ns) => ns.remove()));
   }
 }
 
-/** The SVG line chart of median ADD latency against the number of extra networks. */
+/** One line (or a lone marker) of the chart. */
+interface Series {
+  label: string;
+  color: string;
+  dash?: string;
+  /** A single measurement drawn as a square, not a line. */
+  marker?: boolean;
+  points: [number, number][];
+}
+
+/**
+ * The SVG chart of median ADD latency against the number of extra networks: the x axis is
+ * proportional (16 networks sit 16 times as far from 0 as 1 does), and each line is one mode:
+ * Kubernetes mode per API latency, the floor, and delegates mode as a lone marker at 0.
+ */
 export function latencyChart(rows: Row[]): string {
   const W = 760, H = 460;
   const m = { left: 80, right: 70, top: 50, bottom: 80 };
   const plotW = W - m.left - m.right, plotH = H - m.top - m.bottom;
-  const series: { label: string; color: string; dash?: string; points: [number, number][] }[] = [];
-  const at = (n: number, api?: number) =>
-    rows.find((r) => r.networks === n && (n === 0 || r.apiMs === api));
-  for (const api of API_LATENCIES) {
-    series.push({
-      label: `plugin, API latency +${api} ms`,
-      color: api === 0 ? "#1f77b4" : "#d62728",
-      points: NETWORKS.map((n) => [n, at(n, api)!.pluginAdd.median]),
-    });
-  }
+  const kube = (n: number, api: number) =>
+    rows.find((r) => r.networks === n && r.mode === "kubernetes" && r.apiMs === api)!;
+  const series: Series[] = API_LATENCIES.map((api, i) => ({
+    label: `plugin, Kubernetes mode, API latency +${api} ms`,
+    color: ["#1f77b4", "#d62728", "#2ca02c"][i % 3],
+    points: NETWORKS.map((n): [number, number] => [n, kube(n, api).pluginAdd.median]),
+  }));
   series.push({
     label: "floor: the same delegates called directly",
     color: "#555555",
     dash: "6 4",
-    points: NETWORKS.map((n) => [n, at(n, API_LATENCIES[0])!.floorAdd.median]),
+    points: NETWORKS.map((n): [number, number] => [n, kube(n, API_LATENCIES[0]).floorAdd.median]),
   });
+  const delegates = rows.find((r) => r.mode === "delegates");
+  if (delegates) {
+    series.push({
+      label: `plugin, delegates mode (no API): ${fmt(delegates.pluginAdd.median)} ms`,
+      color: "#9467bd",
+      marker: true,
+      points: [[delegates.networks, delegates.pluginAdd.median]],
+    });
+  }
   const maxY = Math.max(...series.flatMap((s) => s.points.map((p) => p[1])));
   const step = niceStep(maxY / 5);
   const top = Math.ceil((maxY * 1.08) / step) * step;
-  const x = (n: number) => m.left + (NETWORKS.indexOf(n) / (NETWORKS.length - 1)) * plotW;
+  const maxX = Math.max(...NETWORKS);
+  const x = (n: number) => m.left + (n / maxX) * plotW;
   const y = (ms: number) => m.top + plotH - (ms / top) * plotH;
   const tick = (v: number) => (step < 1 ? v.toFixed(1) : String(Math.round(v)));
+  // The measured counts, and quarters of the axis so that its scale reads at a glance.
+  const xTicks = new Set<number>(NETWORKS);
+  for (const q of [0.25, 0.5, 0.75]) if (Number.isInteger(q * maxX)) xTicks.add(q * maxX);
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="13">`,
@@ -473,20 +549,13 @@ export function latencyChart(rows: Row[]): string {
       `<text x="${m.left - 8}" y="${y(v) + 4}" text-anchor="end">${tick(v)}</text>`,
     );
   }
-  for (const n of NETWORKS) {
+  for (const n of [...xTicks].sort((p, q) => p - q)) {
     out.push(
       `<line x1="${x(n)}" y1="${m.top + plotH}" x2="${x(n)}" y2="${
         m.top + plotH + 5
       }" stroke="#333"/>`,
       `<text x="${x(n)}" y="${m.top + plotH + 20}" text-anchor="middle">${n}</text>`,
     );
-    if (n === 0) {
-      out.push(
-        `<text x="${x(n)}" y="${
-          m.top + plotH + 35
-        }" text-anchor="middle" font-size="11" fill="#555">(delegates mode)</text>`,
-      );
-    }
   }
   out.push(
     `<line x1="${m.left}" y1="${m.top}" x2="${m.left}" y2="${m.top + plotH}" stroke="#333"/>`,
@@ -501,6 +570,16 @@ export function latencyChart(rows: Row[]): string {
     }) rotate(-90)" text-anchor="middle">milliseconds</text>`,
   );
   for (const s of series) {
+    if (s.marker) {
+      for (const [n, ms] of s.points) {
+        out.push(
+          `<rect x="${(x(n) - 5).toFixed(1)}" y="${
+            (y(ms) - 5).toFixed(1)
+          }" width="10" height="10" fill="${s.color}"/>`,
+        );
+      }
+      continue;
+    }
     const pts = s.points.map(([n, ms]) => `${x(n).toFixed(1)},${y(ms).toFixed(1)}`).join(" ");
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     out.push(
@@ -512,25 +591,25 @@ export function latencyChart(rows: Row[]): string {
       );
     }
   }
-  // Values at the right end, pushed apart when they would overlap.
-  const last = NETWORKS[NETWORKS.length - 1];
-  const labels = series.map((s) => ({ s, v: s.points.find(([n]) => n === last)![1] }))
+  // Values at the right end of the lines, pushed apart when they would overlap.
+  const labels = series.filter((s) => !s.marker)
+    .map((s) => ({ s, v: s.points.find(([n]) => n === maxX)![1] }))
     .map((l) => ({ ...l, y: y(l.v) + 4 }))
-    .sort((a, b) => a.y - b.y);
+    .sort((p, q) => p.y - q.y);
   for (let i = 1; i < labels.length; i++) {
     if (labels[i].y - labels[i - 1].y < 15) labels[i].y = labels[i - 1].y + 15;
   }
   for (const l of labels) {
     out.push(
-      `<text x="${x(last) + 8}" y="${l.y}" fill="${l.s.color}" font-size="12">${
+      `<text x="${x(maxX) + 8}" y="${l.y}" fill="${l.s.color}" font-size="12">${
         fmt(l.v)
       } ms</text>`,
     );
   }
-  // Legend in the empty upper left of the plot.
+  // Legend in the upper left of the plot, where latency is lowest.
   const lx = m.left + 16, ly = m.top + 14;
   out.push(
-    `<rect x="${lx - 8}" y="${ly - 12}" width="330" height="${
+    `<rect x="${lx - 8}" y="${ly - 12}" width="360" height="${
       series.length * 22 + 6
     }" fill="#ffffff" stroke="#cccccc"/>`,
   );
@@ -538,9 +617,11 @@ export function latencyChart(rows: Row[]): string {
     const yy = ly + i * 22;
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
     out.push(
-      `<line x1="${lx}" y1="${yy}" x2="${
-        lx + 28
-      }" y2="${yy}" stroke="${s.color}" stroke-width="2.5"${dash}/>`,
+      s.marker
+        ? `<rect x="${lx + 9}" y="${yy - 5}" width="10" height="10" fill="${s.color}"/>`
+        : `<line x1="${lx}" y1="${yy}" x2="${
+          lx + 28
+        }" y2="${yy}" stroke="${s.color}" stroke-width="2.5"${dash}/>`,
       `<text x="${lx + 36}" y="${yy + 4}">${s.label}</text>`,
     );
   });
@@ -556,16 +637,16 @@ function niceStep(raw: number): number {
 
 function latencyTable(rows: Row[]): string {
   const lines = [
-    "| extra networks | API latency | plugin ADD | floor ADD | ADD overhead (median) | plugin DEL | floor DEL | API requests per ADD |",
-    "|---:|---:|---:|---:|---:|---:|---:|---|",
+    "| extra networks | mode | API latency | plugin ADD | floor ADD | ADD overhead (median) | plugin DEL | floor DEL | API requests per ADD |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---|",
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.networks}${r.networks === 0 ? " (delegates mode)" : ""} | ${
-        r.apiMs === undefined ? "n/a" : `+${r.apiMs} ms`
-      } | ${fmtStats(r.pluginAdd)} | ${fmtStats(r.floorAdd)} | +${
-        fmt(r.pluginAdd.median - r.floorAdd.median)
-      } | ${fmtStats(r.pluginDel)} | ${fmtStats(r.floorDel)} | ${describeRequests(r.requests)} |`,
+      `| ${r.networks} | ${r.mode} | ${r.apiMs === undefined ? "n/a" : `+${r.apiMs} ms`} | ${
+        fmtStats(r.pluginAdd)
+      } | ${fmtStats(r.floorAdd)} | +${fmt(r.pluginAdd.median - r.floorAdd.median)} | ${
+        fmtStats(r.pluginDel)
+      } | ${fmtStats(r.floorDel)} | ${describeRequests(r.requests)} |`,
     );
   }
   return lines.join("\n");
@@ -667,7 +748,11 @@ async function main(): Promise<number> {
     );
 
     conc = await concurrency(b);
-    print(`  ${CONCURRENT} concurrent ADDs: ${fmt(conc.pluginAdd)} ms`);
+    print(
+      `  ${CONCURRENT} concurrent ADDs, ${CONCURRENT_ROUNDS} rounds: ${
+        conc.pluginAdd.totals.map(fmt).join(", ")
+      } ms; DELs: ${conc.pluginDel.totals.map(fmt).join(", ")} ms`,
+    );
   } finally {
     await teardown(b);
   }
@@ -688,12 +773,21 @@ async function main(): Promise<number> {
     `| peak RSS, ADD, 16 extra networks | ${
       rss.add16.toFixed(1)
     } MiB | | largest of the plugin and its delegates |`,
-    `| ${CONCURRENT} concurrent ADDs, total (delegates mode, bridge + host-local, one range) | ${
-      fmt(conc.pluginAdd)
-    } ms | ${fmt(conc.floorAdd)} ms | floor: ${CONCURRENT} direct \`bridge\` ADDs |`,
-    `| ${CONCURRENT} concurrent DELs, total | ${fmt(conc.pluginDel)} ms | ${
-      fmt(conc.floorDel)
-    } ms | |`,
+  ].join("\n");
+  const concurrencyTable = [
+    `| ${CONCURRENT} calls at once, ${CONCURRENT_ROUNDS} rounds | round total: median / max | one call: median / p90 / max | CPU per round (median) |`,
+    "|---|---:|---:|---:|",
+    ...([
+      ["plugin ADD", conc.pluginAdd],
+      ["floor ADD (`bridge`)", conc.floorAdd],
+      ["plugin DEL", conc.pluginDel],
+      ["floor DEL (`bridge`)", conc.floorDel],
+    ] as [string, Batch][]).map(([label, r]) => {
+      const total = stats(r.totals);
+      return `| ${label} | ${fmt(total.median)} / ${fmt(total.max)} ms | ${
+        fmtStats(stats(r.calls))
+      } ms | ${fmt(stats(r.cpu).median)} ms |`;
+    }),
   ].join("\n");
 
   const doc = [
@@ -714,10 +808,10 @@ async function main(): Promise<number> {
         "  run by the same Deno with the compiled binary's permission flags, as the runtime runs",
         "  it (`--from-source` measures `scripts/dev-multus` instead).",
       ]),
-    "  0 extra networks is delegates mode (a static `delegates` list, no API access);",
-    "  1, 4 and 16 are Kubernetes mode: the pod, its NetworkAttachmentDefinitions and the",
-    "  network-status write go to the test API server (TLS on 127.0.0.1) with the injected",
-    "  latency added to every request.",
+    "- **mode**: `delegates` is a static `delegates` list (the cluster network only, no API",
+    "  access); `kubernetes` reads the pod and its NetworkAttachmentDefinitions from the test",
+    "  API server (TLS on 127.0.0.1) and writes the network-status, with the injected latency",
+    "  added to every request.",
     "- **floor**: the same delegate binaries called directly in the same order (DEL in",
     "  reverse): what any meta-plugin must spend. The cluster network is `bridge` + `host-local`;",
     "  each extra network is `macvlan` + `static` on a host veth.",
@@ -731,12 +825,21 @@ async function main(): Promise<number> {
     `- Deno: ${host.deno}`,
     `- delegates: ${host.plugins}`,
     `- date: ${new Date().toISOString().slice(0, 10)}`,
+    `- load average when the run started (1, 5, 15 min): ${host.load}`,
     "",
     "## Command",
     "",
     "```sh",
-    `sudo ${command}`,
+    command,
     "```",
+    ...(QUICK
+      ? [
+        "",
+        `**Quick run** (${RUNS} runs per point, ${CONCURRENT_ROUNDS} concurrency rounds): it checks that`,
+        "the report is produced; do not quote its figures. Run `scripts/bench` on an otherwise",
+        "idle machine for figures.",
+      ]
+      : []),
     "",
     "## ADD and DEL latency (ms, median / p90 / max)",
     "",
@@ -744,12 +847,25 @@ async function main(): Promise<number> {
     "",
     "![ADD latency against the number of networks](latency.svg)",
     "",
-    "## Start-up, memory, concurrency",
+    "## Start-up and memory",
     "",
     others,
     "",
     "Peak RSS comes from `getrusage(RUSAGE_CHILDREN).ru_maxrss` of a python3 wrapper, so for",
     "an ADD it is the largest of the plugin and the delegates it ran.",
+    "",
+    "## Concurrency",
+    "",
+    `${CONCURRENT} pods, each in its own network namespace, added at once (delegates mode:`,
+    "`bridge` + `host-local`, one bridge, one address range), then deleted at once; the floor",
+    `is ${CONCURRENT} direct \`bridge\` calls the same way. Each round is timed from the first`,
+    "spawn to the last exit. CPU is the user + system time of the processes of the round",
+    "(the plugins and the delegates they ran). A round whose total is close to its CPU time",
+    `divided by the ${host.nproc} cores was computing: ${CONCURRENT} plugin start-ups compete for`,
+    "the cores, so ADD and DEL rounds take about as long as each other; a total far above it",
+    "would mean the calls wait for something.",
+    "",
+    concurrencyTable,
     "",
   ].join("\n");
   await Deno.mkdir(join(REPO_ROOT, "docs"), { recursive: true });
@@ -764,6 +880,8 @@ async function main(): Promise<number> {
   print(table);
   print();
   print(others);
+  print();
+  print(concurrencyTable);
   print();
   print("Wrote docs/benchmarks.md and docs/latency.svg");
   return 0;

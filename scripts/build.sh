@@ -58,8 +58,8 @@ if [ "${MULTUS_BUILD_BUNDLE:-1}" = 0 ]; then
       const names = new Set([...keep].map((id) => pkgs[id].name));
       for (const [id, p] of Object.entries(pkgs)) {
         if (keep.has(id)) continue;
-        const dir = p.localPath.match(/node_modules\/\.deno\/[^/]+/)?.[0];
-        if (dir) console.log(dir);
+        // The package folder as deno reports it, whatever its layout of node_modules.
+        if (p.localPath?.startsWith(`${Deno.cwd()}/`)) console.log(p.localPath.slice(Deno.cwd().length + 1));
         if (!names.has(p.name)) {
           try { Deno.lstatSync(`node_modules/${p.name}`); console.log(`node_modules/${p.name}`); } catch { /* not linked */ }
         }

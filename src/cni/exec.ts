@@ -33,6 +33,16 @@ const BUSY_PAUSE_MS = 1000;
 const MAX_QUOTED = 2000;
 
 /**
+ * How long to wait, once the plugin has exited, for the end of its stdout and stderr. What
+ * it printed is in the pipe when it exits, so the end normally follows at once; only a
+ * process it left running with the pipe open (a background child) holds it back. One second
+ * is ample for this process to read what is already there, even on a loaded node, and costs
+ * nothing in the normal case; without it such a child turns a finished ADD into the whole
+ * delegate timeout (120 s by default), a kill and a rollback.
+ */
+export const OUTPUT_GRACE_MS = 1000;
+
+/**
  * Finds the plugin `type` in `dirs` (first regular executable file wins). Rejects empty
  * names, names with `/` and `.`/`..` before looking (DelegateError, code 7); a missing plugin
  * is a DelegateError naming the directories searched.
@@ -106,6 +116,19 @@ export async function execPlugin(
       { code: CniErrorCode.Internal },
     );
   }
+  let holders = "";
+  if (run.heldOpen.length > 0) {
+    // Only here, off the normal path: a plugin that exits with its pipes still held.
+    const { describeProcesses, processesInSession } = await import("./session_processes.ts");
+    const left = await processesInSession(child.pid);
+    holders = left.length > 0
+      ? `${describeProcesses(left)}, which it started,`
+      : "a process it started (no longer in its session)";
+    log.warn(
+      `plugin "${type}" (${env.command}) exited, but ${holders} still holds its ` +
+        `${run.heldOpen.join(" and ")} open; going on with what it printed before exiting`,
+    );
+  }
   if (!run.status.success) {
     throw pluginError(type, env.command, { stdout, stderr, status: run.status });
   }
@@ -113,6 +136,20 @@ export async function execPlugin(
   try {
     return JSON.parse(stdout);
   } catch (err) {
+    if (run.heldOpen.includes("stdout")) {
+      throw new DelegateError(
+        type,
+        env.command,
+        `plugin "${type}" exited, but ${holders} still holds its stdout open, and what the ` +
+          `plugin printed before exiting is not a complete result: "${truncate(stdout.trim())}"`,
+        {
+          code: CniErrorCode.IoFailure,
+          cause: err,
+          details: `A plugin must not leave a process running with its stdout open; ` +
+            `fix or wrap the "${type}" plugin so that its background processes close or redirect it`,
+        },
+      );
+    }
     throw new DelegateError(
       type,
       env.command,
@@ -176,15 +213,27 @@ interface CollectedRun {
   timedOut: boolean;
   /** The stream that went over {@linkcode MAX_PLUGIN_OUTPUT}, if any. */
   overflow?: "stdout" | "stderr";
+  /**
+   * Streams still open {@linkcode OUTPUT_GRACE_MS} after the plugin exited (held by a
+   * process it left running); what was read until then is in `stdout`/`stderr`.
+   */
+  heldOpen: ("stdout" | "stderr")[];
 }
 
-/** Feeds stdin, reads stdout/stderr fully (capped) and waits, killing on timeout. */
+const STREAM_NAMES = ["stdout", "stderr"] as const;
+
+/**
+ * Feeds stdin, reads stdout/stderr (capped) until they end or, once the plugin has exited,
+ * for at most {@linkcode OUTPUT_GRACE_MS} more; kills the plugin's group on timeout.
+ */
 async function collect(
   child: Deno.ChildProcess,
   input: Uint8Array,
   timeoutMs: number,
 ): Promise<CollectedRun> {
   const readers = [child.stdout.getReader(), child.stderr.getReader()];
+  const writer = child.stdin.getWriter();
+  const ended = [false, false];
   let timedOut = false;
   let overflow: "stdout" | "stderr" | undefined;
   let stopped = false;
@@ -202,7 +251,6 @@ async function collect(
   }, Math.min(timeoutMs, 2 ** 31 - 1));
 
   const writing = (async () => {
-    const writer = child.stdin.getWriter();
     try {
       await writer.write(input);
       await writer.close();
@@ -217,7 +265,10 @@ async function collect(
     try {
       for (;;) {
         const { value, done } = await readers[index].read();
-        if (done) break;
+        if (done) {
+          ended[index] = true;
+          break;
+        }
         size += value.length;
         if (size > MAX_PLUGIN_OUTPUT) {
           overflow ??= index === 0 ? "stdout" : "stderr";
@@ -238,13 +289,24 @@ async function collect(
     return out;
   };
 
+  const reads = [readAll(0), readAll(1)] as const;
+  let grace: ReturnType<typeof setTimeout> | undefined;
   try {
-    const [stdout, stderr] = await Promise.all([readAll(0), readAll(1)]);
     const status = await child.status;
-    await writing;
-    return { stdout, stderr, status, timedOut, overflow };
+    const graceOver = new Promise<void>((resolve) => {
+      grace = setTimeout(resolve, OUTPUT_GRACE_MS);
+    });
+    await Promise.race([Promise.all([...reads, writing]), graceOver]);
+    const heldOpen = timedOut || overflow ? [] : STREAM_NAMES.filter((_, i) => !ended[i]);
+    // A process the plugin left running may hold the pipes (and its stdin) open: stop
+    // reading and writing them; the reads then end with what arrived.
+    for (const [i, reader] of readers.entries()) if (!ended[i]) reader.cancel().catch(() => {});
+    writer.abort().catch(() => {});
+    const [stdout, stderr] = await Promise.all(reads);
+    return { stdout, stderr, status, timedOut, overflow, heldOpen };
   } finally {
     clearTimeout(timer);
+    clearTimeout(grace);
   }
 }
 

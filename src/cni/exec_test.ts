@@ -281,3 +281,70 @@ Deno.test("execPlugin() reports a plugin that cannot be run", async () => {
     assert.match(err.message, /^cannot run plugin "noexec"/);
   });
 });
+
+/** Kills the process whose pid a test plugin wrote into `file`. */
+async function killRecorded(file: string): Promise<number> {
+  const pid = Number(await Deno.readTextFile(file));
+  try {
+    Deno.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+  return pid;
+}
+
+Deno.test("execPlugin() uses the result of a plugin whose background child holds its stdout", async () => {
+  await withTempDir(async (dir) => {
+    const plugin = await writePlugin(
+      dir,
+      "leaky",
+      `echo '{"cniVersion":"1.0.0","ips":[]}'; sleep 300 & echo $! > "${dir}/holder"`,
+    );
+    try {
+      const out = await execPlugin(plugin, "{}", ENV, { timeoutMs: 60_000 });
+      assert.deepEqual(out, { cniVersion: "1.0.0", ips: [] });
+      assert.ok(alive(Number(await Deno.readTextFile(join(dir, "holder")))), "not killed");
+    } finally {
+      await killRecorded(join(dir, "holder"));
+    }
+  });
+});
+
+Deno.test("execPlugin() names the process holding stdout when the output read is incomplete", async () => {
+  await withTempDir(async (dir) => {
+    const plugin = await writePlugin(
+      dir,
+      "halfway",
+      `printf '{"cniVersion":"1.0.0",'; sleep 300 & echo $! > "${dir}/holder"`,
+    );
+    try {
+      const err = await rejected(execPlugin(plugin, "{}", ENV, { timeoutMs: 60_000 }));
+      const holder = Number(await Deno.readTextFile(join(dir, "holder")));
+      assert.equal(err.code, 5);
+      assert.equal(
+        err.message,
+        `plugin "halfway" exited, but process ${holder} (sleep), which it started, still ` +
+          `holds its stdout open, and what the plugin printed before exiting is not a ` +
+          `complete result: "{"cniVersion":"1.0.0","`,
+      );
+    } finally {
+      await killRecorded(join(dir, "holder"));
+    }
+  });
+});
+
+Deno.test("execPlugin() does not wait for a child that holds stdin it never reads", async () => {
+  await withTempDir(async (dir) => {
+    const plugin = await writePlugin(
+      dir,
+      "deafchild",
+      `sleep 300 & echo $! > "${dir}/holder"; echo '{}'`,
+    );
+    const stdin = JSON.stringify({ big: "x".repeat(1024 * 1024) });
+    try {
+      assert.deepEqual(await execPlugin(plugin, stdin, ENV, { timeoutMs: 60_000 }), {});
+    } finally {
+      await killRecorded(join(dir, "holder"));
+    }
+  });
+});

@@ -76,6 +76,19 @@ Deno.test("rawValueAt() throws SyntaxError with line and column", () => {
   assert.throws(() => rawValueAt("1.", []), /invalid number at line 1 column 1/);
 });
 
+Deno.test("rawValueAt() refuses nesting deeper than 1000 levels before the stack runs out", () => {
+  const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+  assert.equal(rawValueAt(nested(1000), []), nested(1000));
+  assert.throws(() => rawValueAt(nested(1001), []), {
+    name: "SyntaxError",
+    message: "Cannot parse JSON: nesting too deep at line 1 column 1001",
+  });
+  assert.throws(
+    () => stripJsonc(`{"a":${nested(100_000)}}`),
+    /nesting too deep at line 1 column 1005/,
+  );
+});
+
 Deno.test("stripJsonc() blanks comments and trailing commas, keeping positions", () => {
   const text = '{\n  // c\n  "a": [1, 2,], /* x\n y */ "b": "//not a comment",\n}';
   const stripped = stripJsonc(text);

@@ -109,16 +109,13 @@ export async function installText(
   return { path: target, changed: true };
 }
 
-/** The permissions the compiled binary gets (`deno compile` bakes them in). */
-export const PERMISSION_FLAGS = [
-  "--no-prompt",
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-  "--allow-env",
-  "--allow-net",
-  "--allow-sys",
-] as const;
+/**
+ * The permissions the compiled binary gets (`deno compile` bakes them in; the same list as
+ * `scripts/permission_flags`). All of them: the plugin runs delegates from any directory with
+ * an unrestricted `--allow-run`, which already grants everything, and its safety checks read
+ * `/proc/self` and `/proc/<pid>`, which Deno opens only with `--allow-all`.
+ */
+export const PERMISSION_FLAGS = ["--no-prompt", "--allow-all"] as const;
 
 /** Inputs of {@linkcode launcherScript}. */
 export interface LauncherOptions {

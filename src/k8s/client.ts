@@ -14,6 +14,14 @@ import { log } from "../log/logger.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
 import {
+  explainHandshakeFailure,
+  explainSetupFailure,
+  type TlsProblem,
+  type TlsSetting,
+} from "./tls_errors.ts";
+import {
+  answerMismatch,
+  type ExpectedObject,
   isKubeStatus,
   type KubeEvent,
   type KubeStatus,
@@ -126,6 +134,8 @@ interface Call {
   action: string;
   body?: unknown;
   contentType?: string;
+  /** The object a 2xx answer must be; anything else fails the call. */
+  expect?: ExpectedObject;
 }
 
 /** Why one attempt failed. */
@@ -138,6 +148,20 @@ interface Failure {
   kubeStatus?: KubeStatus;
   retryAfterMs?: number;
   cause?: unknown;
+  /** What to do, when the failure itself knows better than its reason. */
+  details?: string;
+  /** CNI code, when not the one of the reason. */
+  code?: number;
+}
+
+/** The TLS client could not be set up from our own settings (CA, client certificate, key). */
+class TlsSetupError extends Error {
+  readonly problem: TlsProblem;
+
+  constructor(problem: TlsProblem, cause: unknown) {
+    super(problem.what, { cause });
+    this.problem = problem;
+  }
 }
 
 /**
@@ -193,6 +217,7 @@ export class KubeClient {
       method: "GET",
       path: podPath(namespace, name),
       action: `get pod "${namespace}/${name}"`,
+      expect: { kind: "Pod", namespace, name },
     });
   }
 
@@ -212,6 +237,7 @@ export class KubeClient {
         enc(name)
       }`,
       action: `get network-attachment-definition "${namespace}/${name}"`,
+      expect: { kind: "NetworkAttachmentDefinition", namespace, name },
     });
   }
 
@@ -241,6 +267,7 @@ export class KubeClient {
         action: `patch pod "${namespace}/${name}" status`,
         body: { metadata },
         contentType: "application/merge-patch+json",
+        expect: { kind: "Pod", namespace, name },
       });
     } catch (err) {
       if (!(err instanceof K8sApiError) || err.status !== 403) throw err;
@@ -318,6 +345,7 @@ export class KubeClient {
           action,
           body: withAnnotations(current, annotations),
           contentType: "application/json",
+          expect: { kind: "Pod", namespace, name },
         });
       } catch (err) {
         if (!(err instanceof K8sApiError) || err.status !== 409 || attempt >= UPDATE_ATTEMPTS) {
@@ -367,7 +395,21 @@ export class KubeClient {
   /** One HTTP exchange: the parsed body of a 2xx answer, or why it failed. */
   async #attempt(call: Call, timeoutMs: number): Promise<{ value: unknown } | Failure> {
     if (this.#closed) throw new TypeError("Cannot use a closed KubeClient");
-    const transport = await this.#getTransport();
+    let transport: Transport;
+    try {
+      transport = await this.#getTransport();
+    } catch (err) {
+      if (!(err instanceof TlsSetupError)) throw err;
+      return {
+        status: 0,
+        reason: "TlsError",
+        what: err.problem.what,
+        details: err.problem.details,
+        retryable: false,
+        code: CniErrorCode.InvalidNetworkConfig,
+        cause: err.cause,
+      };
+    }
     const headers: Record<string, string> = {
       "Accept": "application/json",
       "User-Agent": this.#userAgent,
@@ -413,8 +455,9 @@ export class KubeClient {
       } ms`,
     );
     if (response.status >= 200 && response.status < 300) {
+      let value: unknown;
       try {
-        return { value: response.body ? JSON.parse(response.body) : undefined };
+        value = response.body ? JSON.parse(response.body) : undefined;
       } catch (err) {
         return {
           status: response.status,
@@ -424,6 +467,16 @@ export class KubeClient {
           cause: err,
         };
       }
+      const mismatch = call.expect && answerMismatch(value, call.expect);
+      if (mismatch) {
+        return {
+          status: response.status,
+          reason: "InvalidResponse",
+          what: `the API server answered ${response.status} with ${mismatch}`,
+          retryable: false,
+        };
+      }
+      return { value };
     }
     return responseFailure(response);
   }
@@ -442,9 +495,19 @@ export class KubeClient {
     let reason = "ConnectionError";
     let what = `cannot connect to ${at}: ${text}`;
     let retryable = true;
+    const tls = explainHandshakeFailure(text, this.#credentials);
     if (/handshake eof|ECONNRESET|reset|closed|hang up|EPIPE|reading a body|aborted/i.test(text)) {
       reason = "ConnectionReset";
       what = `the connection to ${at} was closed before it answered (${text})`;
+    } else if (tls) {
+      return {
+        status: 0,
+        reason: "TlsError",
+        what: tls.what,
+        details: tls.details,
+        retryable: false,
+        cause: err,
+      };
     } else if (/invalid HTTP|parse|blocked/i.test(text)) {
       reason = "ProtocolError";
       what = `cannot talk to ${at}: ${text}`;
@@ -455,12 +518,6 @@ export class KubeClient {
     } else if (/dns error|ENOTFOUND|EAI_AGAIN|lookup/i.test(text)) {
       reason = "DnsError";
       what = `cannot resolve the host of ${at}: ${text}`;
-    } else if (
-      /certificate|UnknownIssuer|NotValidForName|CERT|SELF_SIGNED|altname|tls|ssl/i.test(text)
-    ) {
-      reason = "TlsError";
-      what = `cannot verify ${at}: ${text}`;
-      retryable = false;
     }
     return { status: 0, reason, what, retryable, cause: err };
   }
@@ -482,24 +539,19 @@ export class KubeClient {
     }
     const token = this.#credentials.token;
     if (token) message = message.replaceAll(token, "<redacted>");
-    let details: string | undefined;
-    if (failure.status === 401) {
-      details = `Renew the token or client certificate in "${source}"`;
-    } else if (failure.status === 403) {
-      details =
-        `The account of the credentials from "${source}" lacks the permission; check its RBAC roles`;
-    } else if (failure.reason === "TlsError") {
-      details = `Check the certificate authority, "tls-server-name" and "server" in "${source}"`;
-    }
     return new K8sApiError(message, {
       status: failure.status,
       reason: failure.reason,
       verb: call.verb,
       path: call.path,
       kubeStatus: failure.kubeStatus,
-      details,
+      details: failure.details ?? whatToDo(failure, source),
       cause: failure.cause,
-      ...(failure.retryable ? {} : { code: CniErrorCode.Internal }),
+      ...(failure.code !== undefined
+        ? { code: failure.code }
+        : failure.retryable
+        ? {}
+        : { code: CniErrorCode.Internal }),
     });
   }
 
@@ -507,6 +559,18 @@ export class KubeClient {
     this.#transport ??= createTransport(this.#credentials);
     return this.#transport;
   }
+}
+
+/** What to do about a failure that does not say it itself. */
+function whatToDo(failure: Failure, source: string): string | undefined {
+  if (failure.status === 401) return `Renew the token or client certificate in "${source}"`;
+  if (failure.status === 403) {
+    return `The account of the credentials from "${source}" lacks the permission; check its RBAC roles`;
+  }
+  if (failure.reason === "InvalidResponse") {
+    return `Check that "server" in "${source}" is the Kubernetes API server, and that nothing between this node and it (a proxy, a load balancer) answers in its place`;
+  }
+  return undefined;
 }
 
 function responseFailure(response: WireResponse): Failure {
@@ -580,15 +644,39 @@ async function createTransport(credentials: KubeCredentials): Promise<Transport>
   return createFetchTransport(credentials, https);
 }
 
-function createFetchTransport(credentials: KubeCredentials, https: boolean): Transport {
-  // A fresh options object: createHttpClient mutates it (denoland/deno#29347).
-  const options: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
-  if (https && credentials.caPem) options.caCerts = [credentials.caPem];
-  if (https && credentials.certPem && credentials.keyPem) {
-    options.cert = credentials.certPem;
-    options.key = credentials.keyPem;
+/**
+ * A `fetch` client with our CA and client certificate; a CA, certificate or key it cannot
+ * use is a {@linkcode TlsSetupError} naming which one.
+ */
+function createTlsClient(credentials: KubeCredentials, https: boolean): Deno.HttpClient {
+  // A fresh options object each time: createHttpClient mutates it (denoland/deno#29347).
+  const options = (): Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> => {
+    const o: Deno.CreateHttpClientOptions & Partial<Deno.TlsCertifiedKeyPem> = {};
+    if (https && credentials.caPem) o.caCerts = [credentials.caPem];
+    if (https && credentials.certPem && credentials.keyPem) {
+      o.cert = credentials.certPem;
+      o.key = credentials.keyPem;
+    }
+    return o;
+  };
+  try {
+    return Deno.createHttpClient(options() as Deno.CreateHttpClientOptions);
+  } catch (err) {
+    // Which setting is at fault: the CA alone, or else the client certificate and key.
+    let setting: TlsSetting = "client";
+    if (credentials.caPem) {
+      try {
+        Deno.createHttpClient({ caCerts: [credentials.caPem] }).close();
+      } catch {
+        setting = "ca";
+      }
+    }
+    throw new TlsSetupError(explainSetupFailure(errorText(err), setting, credentials), err);
   }
-  const client = Deno.createHttpClient(options as Deno.CreateHttpClientOptions);
+}
+
+function createFetchTransport(credentials: KubeCredentials, https: boolean): Transport {
+  const client = createTlsClient(credentials, https);
   return {
     async send(request: WireRequest): Promise<WireResponse> {
       const response = await fetch(request.url, {
@@ -613,6 +701,16 @@ function createFetchTransport(credentials: KubeCredentials, https: boolean): Tra
 }
 
 async function createNodeTransport(credentials: KubeCredentials): Promise<Transport> {
+  if (credentials.tlsServerName && /^[\d.]+$|:/.test(credentials.tlsServerName)) {
+    const problem = explainSetupFailure("", "server-name", credentials);
+    throw new TlsSetupError(problem, undefined);
+  }
+  // node:tls only warns about a CA it cannot use, then fails every handshake: check our
+  // settings the way fetch would, to say which one is wrong.
+  createTlsClient({
+    ...credentials,
+    caPem: credentials.insecureSkipTlsVerify ? undefined : credentials.caPem,
+  }, true).close();
   const https = await import("node:https");
   const agent = new https.Agent({
     keepAlive: true,

@@ -175,6 +175,127 @@ Deno.test("KubeClient.getNetworkAttachmentDefinition() returns the NAD", async (
   });
 });
 
+Deno.test("KubeClient refuses answers that are not the object asked for, saying what came back", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = server.getPod("default", "web")!;
+    const podPath = "/api/v1/namespaces/default/pods/web";
+    const nadPath =
+      "/apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/macvlan";
+    const storedNad = {
+      apiVersion: "k8s.cni.cncf.io/v1",
+      kind: "NetworkAttachmentDefinition",
+      metadata: { name: "macvlan", namespace: "default", uid: "u-1" },
+      spec: { config: NAD.spec.config },
+    };
+    const cases: [string, string, unknown, string][] = [
+      [
+        "a PodList",
+        podPath,
+        { kind: "PodList", apiVersion: "v1", metadata: {}, items: [pod] },
+        'Cannot get pod "default/web": the API server answered 200 with a PodList (apiVersion "v1"), not a pod',
+      ],
+      [
+        "a NAD served as the pod",
+        podPath,
+        storedNad,
+        'Cannot get pod "default/web": the API server answered 200 with a NetworkAttachmentDefinition "default/macvlan" (apiVersion "k8s.cni.cncf.io/v1"), not a pod',
+      ],
+      [
+        "another pod",
+        podPath,
+        { ...pod, metadata: { ...pod.metadata, name: "other" } },
+        'Cannot get pod "default/web": the API server answered 200 with pod "default/other", not "default/web"',
+      ],
+      [
+        "a pod of the wrong apiVersion",
+        podPath,
+        { ...pod, apiVersion: "v2" },
+        'Cannot get pod "default/web": the API server answered 200 with a Pod "default/web" (apiVersion "v2"), not a pod',
+      ],
+      [
+        "a numeric annotation",
+        podPath,
+        {
+          ...pod,
+          metadata: { ...pod.metadata, annotations: { "k8s.v1.cni.cncf.io/networks": 5 } },
+        },
+        'Cannot get pod "default/web": the API server answered 200 with pod "default/web" whose metadata.annotations["k8s.v1.cni.cncf.io/networks"] is a number instead of a string',
+      ],
+      [
+        "a list",
+        podPath,
+        [pod],
+        'Cannot get pod "default/web": the API server answered 200 with a list, not a pod',
+      ],
+      [
+        "an empty body",
+        podPath,
+        "",
+        'Cannot get pod "default/web": the API server answered 200 with nothing, not a pod',
+      ],
+      [
+        "an object spec.config",
+        nadPath,
+        { ...storedNad, spec: { config: { type: "macvlan" } } },
+        'Cannot get network-attachment-definition "default/macvlan": the API server answered 200 with network-attachment-definition "default/macvlan" whose spec.config is an object instead of a string',
+      ],
+      [
+        "a pod served as the NAD",
+        nadPath,
+        pod,
+        'Cannot get network-attachment-definition "default/macvlan": the API server answered 200 with a Pod "default/web" (apiVersion "v1"), not a network-attachment-definition',
+      ],
+    ];
+    for (const [label, path, body, message] of cases) {
+      server.clearRequests();
+      server.inject({ kind: "status", status: 200, path, body });
+      const err = await apiError(() =>
+        path === podPath
+          ? client.getPod("default", "web")
+          : client.getNetworkAttachmentDefinition("default", "macvlan")
+      );
+      assert.equal(err.message, message, label);
+      assert.equal(err.reason, "InvalidResponse", label);
+      assert.equal(err.code, 999, label);
+      assert.match(err.details ?? "", /"server" in/, label);
+      assert.equal(server.requests().length, 1, `${label}: not retried`);
+    }
+  });
+});
+
+Deno.test("KubeClient takes null fields of an answer as absent, as Go does", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = server.getPod("default", "web")!;
+    server.inject({
+      kind: "status",
+      status: 200,
+      path: "/api/v1/namespaces/default/pods/web",
+      body: { ...pod, metadata: { ...pod.metadata, annotations: null, labels: null }, spec: null },
+    });
+    const read = await client.getPod("default", "web");
+    assert.equal(read.metadata.uid, pod.metadata.uid);
+    assert.equal("annotations" in read.metadata, false);
+    assert.equal("spec" in read, false);
+  });
+});
+
+Deno.test("KubeClient.setPodAnnotations() refuses a write answered with another object", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const pod = await client.getPod("default", "web");
+    server.inject({
+      kind: "status",
+      status: 200,
+      method: "PATCH",
+      body: { ...pod, metadata: { ...pod.metadata, name: "other" } },
+    });
+    const err = await apiError(() => client.setPodAnnotations(pod, { a: "b" }));
+    assert.equal(
+      err.message,
+      'Cannot patch pod "default/web" status: the API server answered 200 with pod "default/other", not "default/web"',
+    );
+  });
+});
+
 Deno.test("KubeClient retries 500 twice then succeeds, in three requests", async () => {
   await withClient({}, async ({ server, client }) => {
     server.inject({ kind: "status", status: 500, times: 2 });
@@ -499,19 +620,142 @@ Deno.test("KubeClient verifies the server against tls-server-name (node:https)",
   );
 });
 
-Deno.test("KubeClient refuses a server signed by an unknown CA, without retrying", async () => {
-  await withClient({ kubeconfig: { tls: "none" } }, async ({ server, client }) => {
+Deno.test("KubeClient refuses a server signed by an unknown CA, without retrying, saying which CA and what to do", async () => {
+  await withClient({ kubeconfig: { tls: "none" } }, async ({ server, client, creds }) => {
     const err = await apiError(() => client.getPod("default", "web"), [server.token]);
     assert.equal(err.status, 0);
     assert.equal(err.reason, "TlsError");
     assert.equal(err.code, 999);
-    assert.match(
+    assert.equal(
       err.message,
-      /^Cannot get pod "default\/web": cannot verify the API server at https:\/\/127\.0\.0\.1:\d+: .*UnknownIssuer/,
+      `Cannot get pod "default/web": the TLS connection to the API server at ${server.url} (from kubeconfig "${creds.source}") failed: its certificate is not signed by a certificate authority this node trusts, and kubeconfig "${creds.source}" names none (UnknownIssuer)`,
     );
-    assert.ok(err.details?.includes("certificate authority"));
+    assert.match(
+      err.details ?? "",
+      /Put the cluster's CA certificate in "certificate-authority-data"/,
+    );
     assert.equal(client.requestsMade, 1);
   });
+  // Another cluster's CA, as a file.
+  const other = await startTestApiServer();
+  try {
+    await withClient({ kubeconfig: { tls: "caFile" } }, async ({ server, creds }) => {
+      const client = new KubeClient({ ...creds, caPem: other.caPem });
+      try {
+        const err = await apiError(() => client.getPod("default", "web"));
+        // Both test CAs have the same name: the signature is what does not match.
+        assert.equal(
+          err.message,
+          `Cannot get pod "default/web": the TLS connection to the API server at ${server.url} (from kubeconfig "${creds.source}") failed: its certificate is not signed by the certificate authority in "certificate-authority" file "${server.caFile}" of cluster "local" (BadSignature)`,
+        );
+      } finally {
+        client.close();
+      }
+    });
+  } finally {
+    await other.close();
+  }
+});
+
+Deno.test("KubeClient names a CA, client certificate or key it cannot use, and the kubeconfig", async () => {
+  const junkCert =
+    "-----BEGIN CERTIFICATE-----\nAAAAAAAAAAAAAAAAAAAAAAAA\n-----END CERTIFICATE-----\n";
+  await withClient({ kubeconfig: { auth: "cert" } }, async ({ server, creds }) => {
+    const rogueKey = await Deno.readTextFile(server.rogueKeyFile);
+    const cases: [string, Partial<KubeCredentials>, string, RegExp][] = [
+      [
+        "a CA that is not a certificate",
+        { caPem: junkCert },
+        `the certificate authority in "certificate-authority-data" of cluster "local" is not a valid certificate (BadEncoding)`,
+        /cluster's CA certificate in PEM form/,
+      ],
+      [
+        "the same through node:https (tls-server-name)",
+        { caPem: junkCert, tlsServerName: "localhost" },
+        `the certificate authority in "certificate-authority-data" of cluster "local" is not a valid certificate (BadEncoding)`,
+        /cluster's CA certificate in PEM form/,
+      ],
+      [
+        "a client certificate that is not a certificate",
+        { certPem: junkCert },
+        `the client certificate in "client-certificate-data" of user "multus" is not a valid certificate (BadEncoding)`,
+        /PEM certificate issued for this client/,
+      ],
+      [
+        "a key of another certificate",
+        { keyPem: rogueKey },
+        `the client key in "client-key-data" of user "multus" does not belong to the client certificate in "client-certificate-data" of user "multus"`,
+        /key the client certificate was issued for/,
+      ],
+      [
+        "an IP address as tls-server-name",
+        { tlsServerName: "127.0.0.1" },
+        `"tls-server-name" "127.0.0.1" is an IP address, which cannot be verified as a server name`,
+        /DNS name/,
+      ],
+    ];
+    for (const [label, change, what, details] of cases) {
+      const client = new KubeClient({ ...creds, ...change });
+      try {
+        const err = await apiError(() => client.getPod("default", "web"));
+        assert.equal(
+          err.message,
+          `Cannot get pod "default/web": cannot use kubeconfig "${creds.source}": ${what}`,
+          label,
+        );
+        assert.match(err.details ?? "", details, label);
+        assert.equal(err.reason, "TlsError", label);
+        assert.equal(err.code, 7, label);
+        assert.equal(client.requestsMade, 0, `${label}: nothing sent`);
+      } finally {
+        client.close();
+      }
+    }
+    assert.deepEqual(server.requests(), [], "nothing reached the server");
+  });
+});
+
+Deno.test("KubeClient says when the server does not speak TLS, or its name is not in the certificate", async () => {
+  const { createServer } = await import("node:http");
+  const plain = createServer((_req, res) => res.end("{}"));
+  await new Promise<void>((resolve) => plain.listen(0, "127.0.0.1", () => resolve()));
+  const port = (plain.address() as { port: number }).port;
+  try {
+    await withClient({}, async ({ creds }) => {
+      for (const tlsServerName of [undefined, "localhost"]) {
+        const client = new KubeClient({
+          ...creds,
+          server: `https://127.0.0.1:${port}`,
+          tlsServerName,
+        });
+        try {
+          const err = await apiError(() => client.getPod("default", "web"));
+          assert.equal(
+            err.message,
+            `Cannot get pod "default/web": the TLS connection to the API server at https://127.0.0.1:${port} (from kubeconfig "${creds.source}") failed: the server does not speak TLS there (InvalidContentType)`,
+          );
+          assert.match(err.details ?? "", /Check the port of "server"/);
+          assert.equal(client.requestsMade, 1);
+        } finally {
+          client.close();
+        }
+      }
+    });
+  } finally {
+    plain.close();
+  }
+  await withClient(
+    { kubeconfig: { tlsServerName: "wrong.example" } },
+    async ({ client, creds }) => {
+      const err = await apiError(() => client.getPod("default", "web"));
+      assert.match(
+        err.message,
+        /failed: its certificate is not valid for "wrong\.example" \(ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match\)$/,
+      );
+      assert.match(err.details ?? "", new RegExp(`"tls-server-name" to one of its names`));
+      assert.ok(err.message.includes(`kubeconfig "${creds.source}"`));
+    },
+  );
 });
 
 Deno.test("KubeClient trusts a CA given as a file", async () => {

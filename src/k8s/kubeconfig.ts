@@ -12,6 +12,7 @@
  */
 
 import { parseSimpleYaml } from "./_simple_yaml.ts";
+import { CredentialFileError, readCredentialFile } from "./credential_file.ts";
 import { KubeconfigError } from "./errors.ts";
 import { loadYaml } from "../util/yaml.ts";
 
@@ -36,6 +37,19 @@ export interface KubeCredentials {
   tlsServerName?: string;
   /** Where the credentials came from: the kubeconfig path or the service-account folder. */
   source: string;
+  /** The credentials are the pod's service account (`source` is its folder). */
+  inCluster?: boolean;
+  /**
+   * Where the CA, the client certificate and the key came from, for messages: e.g.
+   * `"certificate-authority-data" of cluster "local"`.
+   */
+  origins?: { ca?: string; cert?: string; key?: string };
+}
+
+/** Options of {@linkcode loadKubeconfig} and {@linkcode inClusterCredentials}. */
+export interface CredentialOptions {
+  /** Longest time to read each file, in milliseconds (default 10000, as one API request). */
+  readTimeoutMs?: number;
 }
 
 type Obj = Record<string, unknown>;
@@ -44,13 +58,19 @@ type Obj = Record<string, unknown>;
  * Loads the credentials of the kubeconfig's `current-context`. JSON and the plain YAML that
  * kubeconfigs are written in are parsed directly; other YAML loads the `yaml` package.
  *
+ * The kubeconfig and the files it names must be regular files of at most 4 MiB, each read
+ * within `options.readTimeoutMs`.
+ *
  * @param path The kubeconfig file.
  * @returns The credentials, with files it names already read.
  * @throws {KubeconfigError} The file cannot be read or parsed, or names something missing
  * or unsupported.
  */
-export async function loadKubeconfig(path: string): Promise<KubeCredentials> {
-  const reader = new KubeconfigReader(path);
+export async function loadKubeconfig(
+  path: string,
+  options: CredentialOptions = {},
+): Promise<KubeCredentials> {
+  const reader = new KubeconfigReader(path, options);
   return await reader.load();
 }
 
@@ -66,6 +86,7 @@ export async function loadKubeconfig(path: string): Promise<KubeCredentials> {
 export async function inClusterCredentials(
   env: Record<string, string | undefined>,
   saDir: string = SERVICE_ACCOUNT_DIR,
+  options: CredentialOptions = {},
 ): Promise<KubeCredentials> {
   const host = env.KUBERNETES_SERVICE_HOST?.trim();
   const port = env.KUBERNETES_SERVICE_PORT?.trim();
@@ -79,7 +100,23 @@ export async function inClusterCredentials(
   const hostPart = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
   const caFile = `${saDir}/ca.crt`;
   const tokenFile = `${saDir}/token`;
-  const caPem = await readFileFor(saDir, caFile, "ca.crt");
+  const read = async (file: string, field: string) => {
+    try {
+      return await readCredentialFile(file, options.readTimeoutMs);
+    } catch (err) {
+      throw new KubeconfigError(
+        saDir,
+        `Cannot use in-cluster credentials: cannot read "${file}": ${(err as Error).message}`,
+        {
+          field,
+          details:
+            `The pod's service account is not usable at ${saDir}: mount it there, or set "kubeconfig" in the multus configuration (multus install writes one)`,
+          cause: err,
+        },
+      );
+    }
+  };
+  const caPem = await read(caFile, "ca.crt");
   if (!isPemCertificate(caPem)) {
     throw new KubeconfigError(
       saDir,
@@ -89,7 +126,7 @@ export async function inClusterCredentials(
       },
     );
   }
-  const token = (await readFileFor(saDir, tokenFile, "token")).trim();
+  const token = (await read(tokenFile, "token")).trim();
   if (!token) {
     throw new KubeconfigError(
       saDir,
@@ -105,6 +142,8 @@ export async function inClusterCredentials(
     token,
     insecureSkipTlsVerify: false,
     source: saDir,
+    inCluster: true,
+    origins: { ca: `"${caFile}"` },
   };
 }
 
@@ -112,14 +151,31 @@ export async function inClusterCredentials(
 class KubeconfigReader {
   #path: string;
   #dir: string;
+  #readTimeoutMs: number | undefined;
 
-  constructor(path: string) {
+  constructor(path: string, options: CredentialOptions) {
     this.#path = path;
     this.#dir = parentOf(absolute(Deno.cwd(), path));
+    this.#readTimeoutMs = options.readTimeoutMs;
   }
 
   async load(): Promise<KubeCredentials> {
-    const text = await readFileFor(this.#path, this.#path, "");
+    let text: string;
+    try {
+      text = await readCredentialFile(this.#path, this.#readTimeoutMs);
+    } catch (err) {
+      const notFound = err instanceof CredentialFileError && err.notFound;
+      throw new KubeconfigError(
+        this.#path,
+        `Cannot read kubeconfig "${this.#path}": ${(err as Error).message}`,
+        {
+          details: notFound
+            ? `"kubeconfig" in the multus configuration names this file: multus install writes it (by default /etc/cni/net.d/multus.d/multus.kubeconfig); run it on this node, or fix the path`
+            : `"kubeconfig" in the multus configuration names this file: make it a readable kubeconfig (multus install writes one)`,
+          cause: err,
+        },
+      );
+    }
     const config = await this.#parse(text);
     if (!isObj(config)) throw this.#error("", "it is not a kubeconfig (expected a mapping)");
 
@@ -227,6 +283,19 @@ class KubeconfigReader {
       );
     }
     out.insecureSkipTlsVerify = cluster["insecure-skip-tls-verify"] === true;
+    if (out.insecureSkipTlsVerify) {
+      // As client-go, before reading the CA: a CA the client would then ignore is a mistake.
+      const caKey = ["certificate-authority-data", "certificate-authority"].find((key) =>
+        this.#string(cluster, key, `${field}.${key}`)
+      );
+      if (caKey) {
+        throw this.#error(
+          `${field}.insecure-skip-tls-verify`,
+          `cluster "${name}" sets both "insecure-skip-tls-verify" and "${caKey}": specifying a root certificates file with the insecure flag is not allowed`,
+          `Remove "insecure-skip-tls-verify" so that the API server is verified with the certificate authority (or remove "${caKey}" to really skip verification)`,
+        );
+      }
+    }
     const serverName = this.#string(cluster, "tls-server-name", `${field}.tls-server-name`);
     if (serverName) out.tlsServerName = serverName;
 
@@ -240,6 +309,7 @@ class KubeconfigReader {
         throw this.#error(ca.field, `${ca.label} of cluster "${name}" is not a PEM certificate`);
       }
       out.caPem = ca.pem;
+      out.origins = { ...out.origins, ca: `${ca.label} of cluster "${name}"` };
     }
   }
 
@@ -284,6 +354,11 @@ class KubeconfigReader {
       }
       out.certPem = cert.pem;
       out.keyPem = key.pem;
+      out.origins = {
+        ...out.origins,
+        cert: `${cert.label} of ${owner}`,
+        key: `${key.label} of ${owner}`,
+      };
     }
 
     const token = this.#string(user, "token", `${field}.token`);
@@ -368,12 +443,12 @@ class KubeconfigReader {
 
   async #readReferenced(file: string, field: string, owner: string): Promise<string> {
     try {
-      return await Deno.readTextFile(file);
+      return await readCredentialFile(file, this.#readTimeoutMs);
     } catch (err) {
       throw new KubeconfigError(
         this.#path,
         `Cannot read "${file}" named by ${owner} in kubeconfig "${this.#path}": ${
-          describeFsError(err)
+          (err as Error).message
         }`,
         { field, cause: err },
       );
@@ -407,30 +482,12 @@ class KubeconfigReader {
     return value;
   }
 
-  #error(field: string, what: string): KubeconfigError {
+  #error(field: string, what: string, details?: string): KubeconfigError {
     return new KubeconfigError(this.#path, `Cannot use kubeconfig "${this.#path}": ${what}`, {
       field,
+      details,
     });
   }
-}
-
-async function readFileFor(owner: string, file: string, field: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(file);
-  } catch (err) {
-    throw new KubeconfigError(owner, `Cannot read "${file}": ${describeFsError(err)}`, {
-      field,
-      cause: err,
-    });
-  }
-}
-
-function describeFsError(err: unknown): string {
-  if (err instanceof Deno.errors.NotFound) return "the file does not exist";
-  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  if (err instanceof Deno.errors.IsADirectory) return "it is a directory";
-  if (err instanceof TypeError) return "the file is not valid UTF-8 text";
-  return (err as Error)?.message?.split("\n")[0] ?? String(err);
 }
 
 /**

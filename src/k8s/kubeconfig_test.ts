@@ -62,6 +62,46 @@ async function write(dir: string, name: string, text: string): Promise<string> {
   return path;
 }
 
+/**
+ * Holds a write lease on `path` in another process (python3): until it is released, opening
+ * the file blocks, as on a hung network mount. `release()` ends it and waits for the open
+ * left behind to finish.
+ */
+async function holdLease(path: string): Promise<AsyncDisposable & { release(): Promise<void> }> {
+  const script = [
+    "import fcntl, os, signal, sys",
+    // A lease break signals the holder with SIGIO: ignore it and keep the lease.
+    "signal.signal(signal.SIGIO, signal.SIG_IGN)",
+    "fd = os.open(sys.argv[1], os.O_RDONLY)",
+    "fcntl.fcntl(fd, 1024, fcntl.F_WRLCK)  # F_SETLEASE",
+    "print('held', flush=True)",
+    "sys.stdin.read()",
+  ].join("\n");
+  const child = new Deno.Command("python3", {
+    args: ["-c", script, path],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  assert.equal(new TextDecoder().decode(value).trim(), "held", "the lease is held");
+  reader.releaseLock();
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    await child.stdin.close();
+    await child.stdout.cancel();
+    await child.status;
+    // The open that was given up on returns now and closes the file; one more read of the
+    // file goes through the same steps behind it.
+    await Deno.readTextFile(path);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  };
+  return { release, [Symbol.asyncDispose]: release };
+}
+
 /** Loads and expects a KubeconfigError; returns it after checking no secret leaked. */
 async function loadError(path: string): Promise<KubeconfigError> {
   const err = await rejects(() => loadKubeconfig(path), KubeconfigError);
@@ -88,6 +128,7 @@ Deno.test("loadKubeconfig() reads the kubeconfig Multus writes", async () => {
       token: SECRET,
       insecureSkipTlsVerify: false,
       source: path,
+      origins: { ca: '"certificate-authority-data" of cluster "local"' },
     });
   });
 });
@@ -151,6 +192,36 @@ Deno.test("loadKubeconfig() counts insecure-skip-tls-verify only when exactly tr
         ),
       );
       assert.deepEqual((await loadKubeconfig(path)).insecureSkipTlsVerify, expected, value);
+    }
+  });
+});
+
+Deno.test("loadKubeconfig() refuses insecure-skip-tls-verify together with a CA, as client-go does", async () => {
+  await withDir(async (dir) => {
+    await write(dir, "ca.crt", CA_PEM);
+    for (
+      const [key, value] of [
+        ["certificate-authority-data", btoa(CA_PEM)],
+        ["certificate-authority", "ca.crt"],
+        // Refused before the file is read, as client-go does.
+        ["certificate-authority", "missing.crt"],
+      ]
+    ) {
+      const path = await write(
+        dir,
+        `k-${value.length}`,
+        multusKubeconfig(
+          `    server: https://h:6443\n    insecure-skip-tls-verify: true\n    ${key}: ${value}`,
+          "    token: t",
+        ),
+      );
+      const err = await loadError(path);
+      assert.deepEqual(
+        err.message,
+        `Cannot use kubeconfig "${path}": cluster "local" sets both "insecure-skip-tls-verify" and "${key}": specifying a root certificates file with the insecure flag is not allowed`,
+      );
+      assert.deepEqual(err.field, 'clusters["local"].cluster.insecure-skip-tls-verify');
+      assert.match(err.details ?? "", /Remove "insecure-skip-tls-verify"/);
     }
   });
 });
@@ -459,10 +530,90 @@ Deno.test("loadKubeconfig() allows a context without a user (anonymous)", async 
   });
 });
 
-Deno.test("loadKubeconfig() reports a missing kubeconfig file", async () => {
+Deno.test("loadKubeconfig() reports a missing kubeconfig file, saying that multus install writes it", async () => {
   await withDir(async (dir) => {
     const err = await loadError(`${dir}/nope`);
-    assert.deepEqual(err.message, `Cannot read "${dir}/nope": the file does not exist`);
+    assert.deepEqual(err.message, `Cannot read kubeconfig "${dir}/nope": the file does not exist`);
+    assert.match(err.details ?? "", /"kubeconfig" in the multus configuration names this file/);
+    assert.match(err.details ?? "", /multus install writes it/);
+  });
+});
+
+Deno.test("loadKubeconfig() refuses a kubeconfig or a file it names that is a FIFO, a device or a directory, without hanging", async () => {
+  await withDir(async (dir) => {
+    const fifo = `${dir}/fifo`;
+    const mkfifo = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(mkfifo.success);
+    const link = `${dir}/zero-link`;
+    await Deno.symlink("/dev/zero", link);
+    for (
+      const [file, kind] of [
+        [fifo, "a FIFO (named pipe)"],
+        ["/dev/zero", "a character device"],
+        [link, "a character device"],
+        [dir, "a directory"],
+      ]
+    ) {
+      let err = await loadError(file);
+      assert.deepEqual(
+        err.message,
+        `Cannot read kubeconfig "${file}": it is ${kind}, not a regular file`,
+      );
+      const path = await write(
+        dir,
+        "k",
+        multusKubeconfig(
+          `    server: https://h:6443\n    certificate-authority-data: ${btoa(CA_PEM)}`,
+          `    tokenFile: ${file}`,
+        ),
+      );
+      err = await loadError(path);
+      assert.deepEqual(
+        err.message,
+        `Cannot read "${file}" named by user "multus" in kubeconfig "${path}": it is ${kind}, not a regular file`,
+      );
+      assert.deepEqual(err.field, 'users["multus"].user.tokenFile');
+    }
+    const env = { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" };
+    await Deno.symlink("/dev/zero", `${dir}/ca.crt`);
+    const err = await rejects(() => inClusterCredentials(env, dir), KubeconfigError);
+    assert.deepEqual(
+      err.message,
+      `Cannot use in-cluster credentials: cannot read "${dir}/ca.crt": it is a character device, not a regular file`,
+    );
+  });
+});
+
+Deno.test("loadKubeconfig() refuses files larger than 4 MiB without reading them", async () => {
+  await withDir(async (dir) => {
+    const big = `${dir}/big`;
+    using file = await Deno.create(big);
+    await file.truncate(4 * 1024 * 1024 + 1);
+    const err = await loadError(big);
+    assert.deepEqual(
+      err.message,
+      `Cannot read kubeconfig "${big}": it has 4194305 bytes, more than the 4194304 bytes a credential file may have`,
+    );
+  });
+});
+
+Deno.test("loadKubeconfig() gives up on a file whose open does not return (a file under a lease, like a hung mount)", async () => {
+  await withDir(async (dir) => {
+    const path = await write(
+      dir,
+      "k",
+      multusKubeconfig(`    server: https://h:6443`, "    token: t"),
+    );
+    await using holder = await holdLease(path);
+    const err = await rejects(
+      () => loadKubeconfig(path, { readTimeoutMs: 300 }),
+      KubeconfigError,
+    );
+    assert.deepEqual(
+      err.message,
+      `Cannot read kubeconfig "${path}": reading it did not finish within 0.3 s (is it on a hung network mount, or held by another process?)`,
+    );
+    await holder.release();
   });
 });
 
@@ -563,6 +714,8 @@ Deno.test("inClusterCredentials() reads the service account", async () => {
         token: SECRET,
         insecureSkipTlsVerify: false,
         source: dir,
+        inCluster: true,
+        origins: { ca: `"${dir}/ca.crt"` },
       },
     );
     const v6 = await inClusterCredentials(
@@ -582,9 +735,16 @@ Deno.test("inClusterCredentials() explains what is missing", async () => {
     );
     const env = { KUBERNETES_SERVICE_HOST: "10.96.0.1", KUBERNETES_SERVICE_PORT: "443" };
     err = await rejects(() => inClusterCredentials(env, dir), KubeconfigError);
-    assert.deepEqual(err.message, `Cannot read "${dir}/ca.crt": the file does not exist`);
+    assert.deepEqual(
+      err.message,
+      `Cannot use in-cluster credentials: cannot read "${dir}/ca.crt": the file does not exist`,
+    );
+    assert.match(err.details ?? "", /set "kubeconfig" in the multus configuration/);
     await write(dir, "ca.crt", CA_PEM);
     err = await rejects(() => inClusterCredentials(env, dir), KubeconfigError);
-    assert.deepEqual(err.message, `Cannot read "${dir}/token": the file does not exist`);
+    assert.deepEqual(
+      err.message,
+      `Cannot use in-cluster credentials: cannot read "${dir}/token": the file does not exist`,
+    );
   });
 });

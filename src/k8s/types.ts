@@ -2,7 +2,12 @@
  * @module
  * The few Kubernetes object shapes the plugin reads and writes: pods, NetworkAttachmentDefinitions,
  * events and the API `Status` answer. Only the fields we use are typed; the rest is kept as is.
+ * Answers are checked against what was asked before anything reads them
+ * ({@linkcode answerMismatch}): a proxy, a wrong `server` or a broken API server must give a
+ * clear error, not a crash deep inside the plugin.
  */
+
+import * as z from "zod/mini";
 
 /** `metav1.ObjectMeta`, the fields we use. */
 export interface ObjectMeta {
@@ -88,4 +93,167 @@ export function isKubeStatus(value: unknown): value is KubeStatus {
   return typeof value === "object" && value !== null &&
     (value as { kind?: unknown }).kind === "Status" &&
     typeof (value as { code?: unknown }).code === "number";
+}
+
+/** The objects the plugin reads, by kind, with the `apiVersion` they must carry. */
+const API_VERSIONS = {
+  Pod: "v1",
+  NetworkAttachmentDefinition: "k8s.cni.cncf.io/v1",
+} as const;
+
+/** A kind the plugin reads from the API server. */
+export type ReadKind = keyof typeof API_VERSIONS;
+
+/** What was asked of the API server: one object by kind, namespace and name. */
+export interface ExpectedObject {
+  kind: ReadKind;
+  namespace: string;
+  name: string;
+}
+
+const schemas: Partial<Record<ReadKind, z.ZodMiniType>> = {};
+
+/**
+ * The schema of a kind, built on first use (runs that read no object skip the cost). Only
+ * checked, never used to rebuild the answer: unknown keys (the pod's spec, …) stay as they are.
+ */
+function schemaOf(kind: ReadKind): z.ZodMiniType {
+  // Go's decoder takes null as "absent" for any field: so do we (and drop it, see dropNulls).
+  const stringMap = () => z.nullish(z.record(z.string(), z.string()));
+  const metadata = () =>
+    z.object({
+      name: z.string(),
+      namespace: z.string(),
+      uid: z.nullish(z.string()),
+      resourceVersion: z.nullish(z.string()),
+      annotations: stringMap(),
+      labels: stringMap(),
+    });
+  // Plain objects: zod drops unknown keys from its copy (unused), cheaper than keeping them.
+  schemas[kind] ??= kind === "Pod"
+    ? z.object({
+      metadata: metadata(),
+      spec: z.nullish(z.object({})),
+      status: z.nullish(z.object({})),
+    })
+    : z.object({
+      metadata: metadata(),
+      spec: z.nullish(z.object({ config: z.nullish(z.string()) })),
+    });
+  return schemas[kind];
+}
+
+/** How messages name a kind: `pod`, `network-attachment-definition`. */
+const KIND_WORDS: Record<ReadKind, string> = {
+  Pod: "pod",
+  NetworkAttachmentDefinition: "network-attachment-definition",
+};
+
+/**
+ * Why an API answer is not the object that was asked for, in words to follow "the API server
+ * answered with" (what came back and, for a field of the wrong type, which field); undefined
+ * when it is that object. The fields the plugin reads must have their types
+ * (`metadata.annotations` values are strings, `spec.config` is a string, …); nulls are taken
+ * as absent and removed from `value`.
+ *
+ * @example
+ * ```ts
+ * import { answerMismatch } from "./types.ts";
+ * const list = { kind: "PodList", apiVersion: "v1", items: [] };
+ * answerMismatch(list, { kind: "Pod", namespace: "default", name: "web" });
+ * // → 'a PodList (apiVersion "v1"), not a pod'
+ * ```
+ */
+export function answerMismatch(value: unknown, expected: ExpectedObject): string | undefined {
+  const word = KIND_WORDS[expected.kind];
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return `${describeJson(value)}, not a ${word}`;
+  }
+  const obj = value as Record<string, unknown>;
+  const meta = isRecord(obj.metadata) ? obj.metadata : {};
+  const { kind, apiVersion } = obj;
+  if (kind !== expected.kind || apiVersion !== API_VERSIONS[expected.kind]) {
+    const hasKind = typeof kind === "string" && kind !== "";
+    const what = hasKind ? `${/^[AEIOU]/.test(kind) ? "an" : "a"} ${clip(kind)}` : "an object";
+    const named = typeof meta.name === "string" ? ` ${objectName(meta)}` : "";
+    const version = typeof apiVersion === "string"
+      ? ` (apiVersion ${JSON.stringify(clip(apiVersion))})`
+      : ' (no "apiVersion")';
+    return `${what}${named}${hasKind ? "" : ' without "kind"'}${version}, not a ${word}`;
+  }
+  if (meta.name !== expected.name || meta.namespace !== expected.namespace) {
+    if (typeof meta.name !== "string" || typeof meta.namespace !== "string") {
+      return `a ${word} without metadata.name or metadata.namespace`;
+    }
+    return `${word} ${objectName(meta)}, not "${expected.namespace}/${expected.name}"`;
+  }
+  const checked = schemaOf(expected.kind).safeParse(value);
+  if (!checked.success) {
+    const problems = checked.error.issues.slice(0, 3).map((issue) =>
+      `${fieldPath(issue.path)} is ${describeJson(valueAt(value, issue.path))}` +
+      (issue.code === "invalid_type" ? ` instead of ${article(issue.expected)}` : "")
+    );
+    const more = checked.error.issues.length > 3 ? ", …" : "";
+    return `${word} "${expected.namespace}/${expected.name}" whose ${problems.join(", ")}${more}`;
+  }
+  dropNulls(obj, ["spec", "status"]);
+  dropNulls(meta, ["uid", "resourceVersion", "annotations", "labels"]);
+  if (isRecord(obj.spec)) dropNulls(obj.spec, ["config"]);
+  return undefined;
+}
+
+function dropNulls(obj: Record<string, unknown>, keys: string[]): void {
+  for (const key of keys) if (obj[key] === null) delete obj[key];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** `"ns/name"` of an answer's metadata, as far as it has them. */
+function objectName(meta: Record<string, unknown>): string {
+  const ns = typeof meta.namespace === "string" ? `${clip(meta.namespace)}/` : "";
+  const name = typeof meta.name === "string" ? clip(meta.name) : "";
+  return JSON.stringify(`${ns}${name}`);
+}
+
+/** `metadata.annotations["k8s.v1.cni.cncf.io/networks"]`. */
+function fieldPath(path: readonly PropertyKey[]): string {
+  let out = "";
+  for (const part of path) {
+    const key = String(part);
+    out += /^[A-Za-z_][\w]*$/.test(key)
+      ? `${out ? "." : ""}${key}`
+      : `[${JSON.stringify(clip(key))}]`;
+  }
+  return out || "the object";
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const part of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[part];
+  }
+  return value;
+}
+
+/** What a JSON value is, without quoting it: `a number`, `an object`, `null`. */
+function describeJson(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "an object";
+  return article(typeof value);
+}
+
+function article(expected: string): string {
+  if (expected === "array") return "a list";
+  if (expected === "object" || expected === "record") return "an object";
+  return `${/^[aeiou]/.test(expected) ? "an" : "a"} ${expected}`;
+}
+
+/** Text from an answer, cut short: a hostile server must not fill our messages. */
+function clip(text: string): string {
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
 }

@@ -5,7 +5,15 @@
  * Each line is written with a single append so concurrent plugin runs never interleave.
  * A small logger of our own: bundled, it adds 0.1 ms to a start, LogTape 2.4.2 adds 29 ms
  * (README, "Performance").
+ *
+ * The file is rotated as Multus's lumberjack rotates it, and only what rotation made is ever
+ * removed (see `log_file.ts`). Logging never fails a CNI command: a file that cannot be written
+ * is reported once on stderr and its lines go to stderr until it can be written again.
  */
+
+import { appendToLogFile, type LogRotation, rotateLogFile } from "./log_file.ts";
+
+export type { LogRotation } from "./log_file.ts";
 
 /** Multus log levels, least verbose first. */
 export type LogLevel = "panic" | "error" | "verbose" | "debug";
@@ -19,16 +27,6 @@ export interface LogContext {
   network?: string;
 }
 
-/** Rotation limits of the log file (Multus `logOptions`). */
-export interface LogRotation {
-  /** Rotate when the file reaches this many megabytes (default 100). */
-  maxSize: number;
-  /** Backups to keep (default 5). */
-  maxBackups: number;
-  /** Delete backups older than this many days (default 5). */
-  maxAge: number;
-}
-
 /** Logger settings (from the Multus netconf). */
 export interface LoggerOptions {
   level?: LogLevel;
@@ -37,20 +35,45 @@ export interface LoggerOptions {
   rotation?: Partial<LogRotation>;
 }
 
+/**
+ * Longest line text kept (UTF-16 units, before escaping): a delegate's output or an
+ * annotation quoted in a message must not make one line megabytes long. Escaping can at most
+ * multiply it by six, so no line is longer than about 400 KB.
+ */
+export const MAX_LINE_CHARS = 64 * 1024;
+
+/**
+ * How long after a failed write the file is tried again. Within one plugin run that means
+ * never (the failure is said once); a long-running process returns to its file once it can.
+ */
+export const FILE_RETRY_MS = 60_000;
+
 const encoder = new TextEncoder();
 
-class Logger {
+/** A logger; the plugin uses the process-wide `log`. */
+export class Logger {
   #level: LogLevel = "panic";
   #toStderr = true;
   #file: string | undefined;
   #rotation: LogRotation = { maxSize: 100, maxBackups: 5, maxAge: 5 };
   #context: LogContext = {};
-  #fileFailed = false;
+  /** When the file last failed (clock ms), while it is failing. */
+  #fileFailedAt: number | undefined;
+  readonly #now: () => number;
+
+  /** `now` is the clock (ms since the epoch) for timestamps, backup names and retries. */
+  constructor(options: { now?: () => number } = {}) {
+    this.#now = options.now ?? Date.now;
+  }
 
   configure(options: LoggerOptions): void {
     if (options.level) this.#level = options.level;
     if (options.toStderr !== undefined) this.#toStderr = options.toStderr;
-    if (options.file !== undefined) this.#file = options.file || undefined;
+    if (options.file !== undefined) {
+      const file = options.file || undefined;
+      if (file !== this.#file) this.#fileFailedAt = undefined;
+      this.#file = file;
+    }
     // A limit left unset keeps its default: an `undefined` spread over the defaults would
     // make every size comparison false and rotate the file on every line.
     // Zero means what it means to Multus's lumberjack: maxSize 0 is the default size,
@@ -94,105 +117,90 @@ class Logger {
    * stderr, and the log file when one is set.
    */
   always(level: LogLevel, message: string, context?: LogContext): void {
-    const line = this.#format(level, message, context);
-    this.#toFile(line);
-    writeStderr(line);
+    this.#emit(level, message, context, true);
   }
 
   #write(level: LogLevel, message: string, context?: LogContext): void {
-    if (!this.enabled(level)) return;
-    const line = this.#format(level, message, context);
-    if (this.#toStderr) writeStderr(line);
-    this.#toFile(line);
+    if (this.enabled(level)) this.#emit(level, message, context, this.#toStderr);
+  }
+
+  #emit(level: LogLevel, message: string, context: LogContext | undefined, toStderr: boolean) {
+    try {
+      const line = this.#format(level, message, context);
+      const inFile = this.#file !== undefined && this.#toFile(this.#file, line);
+      // A line meant for the file alone goes to stderr while the file cannot take it.
+      if (toStderr || (this.#file !== undefined && !inFile)) writeStderr(line);
+    } catch {
+      // Logging never fails the command it describes.
+    }
   }
 
   #format(level: LogLevel, message: string, context?: LogContext): string {
     const ctx = { ...this.#context, ...context };
-    const parts = [new Date().toISOString(), `[${level}]`];
-    if (ctx.containerId) parts.push(`container=${ctx.containerId.slice(0, 12)}`);
+    const parts = [new Date(this.#now()).toISOString(), `[${level}]`];
+    if (ctx.containerId) parts.push(`container=${String(ctx.containerId).slice(0, 12)}`);
     if (ctx.pod) parts.push(`pod=${ctx.pod}`);
     if (ctx.network) parts.push(`network=${ctx.network}`);
-    parts.push(message);
+    parts.push(String(message));
     // One event, one line: embedded newlines would let two runs' lines interleave, and other
     // control characters (a lone CR, escapes) quoted from delegates, annotations or CNI_ARGS
     // could forge or hide lines in a terminal.
-    return parts.join(" ").replace(/\r?\n/g, "\\n").replace(
+    return bounded(parts.join(" ")).replace(/\r?\n/g, "\\n").replace(
       // deno-lint-ignore no-control-regex
       /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]/g,
       (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
     ) + "\n";
   }
 
-  #toFile(line: string): void {
-    if (!this.#file || this.#fileFailed) return;
+  /** Appends `line` to the file, rotating it first when full; false when it cannot. */
+  #toFile(path: string, line: string): boolean {
+    const now = this.#now();
+    if (this.#fileFailedAt !== undefined && now - this.#fileFailedAt < FILE_RETRY_MS) {
+      return false;
+    }
+    const bytes = encoder.encode(line);
     try {
-      this.#rotateIfNeeded(this.#file);
-      const file = Deno.openSync(this.#file, { append: true, create: true, mode: 0o600 });
-      try {
-        file.writeSync(encoder.encode(line));
-      } finally {
-        file.close();
-      }
+      rotateLogFile(path, this.#rotation, now);
+      appendToLogFile(path, bytes);
     } catch (err) {
-      // An unwritable log file must not fail the CNI command; say so once on stderr.
-      this.#fileFailed = true;
-      writeStderr(
-        `${new Date().toISOString()} [error] cannot write log file ${this.#file}: ${
-          (err as Error).message
-        }\n`,
-      );
-    }
-  }
-
-  #rotateIfNeeded(path: string): void {
-    let size: number;
-    try {
-      size = Deno.statSync(path).size;
-    } catch {
-      return;
-    }
-    if (size < this.#rotation.maxSize * 1024 * 1024) return;
-    const stamp = new Date().toISOString().replace(/[:]/g, "-");
-    const dot = path.lastIndexOf(".");
-    const slash = path.lastIndexOf("/");
-    const backup = dot > slash
-      ? `${path.slice(0, dot)}-${stamp}${path.slice(dot)}`
-      : `${path}-${stamp}`;
-    try {
-      Deno.renameSync(path, backup);
-    } catch {
-      return; // another run rotated it first
-    }
-    this.#pruneBackups(path);
-  }
-
-  #pruneBackups(path: string): void {
-    const slash = path.lastIndexOf("/");
-    const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-    const base = path.slice(slash + 1);
-    const dot = base.lastIndexOf(".");
-    const stem = dot > 0 ? base.slice(0, dot) : base;
-    const backups: { name: string; mtime: number }[] = [];
-    for (const entry of Deno.readDirSync(dir)) {
-      if (!entry.isFile || entry.name === base || !entry.name.startsWith(`${stem}-`)) continue;
-      const mtime = Deno.statSync(`${dir}/${entry.name}`).mtime?.getTime() ?? 0;
-      backups.push({ name: entry.name, mtime });
-    }
-    backups.sort((a, b) => b.mtime - a.mtime);
-    const oldest = Date.now() - this.#rotation.maxAge * 86_400_000;
-    backups.forEach((b, i) => {
-      if (i >= this.#rotation.maxBackups || b.mtime < oldest) {
-        try {
-          Deno.removeSync(`${dir}/${b.name}`);
-        } catch { /* already gone */ }
+      if (this.#fileFailedAt === undefined) {
+        writeStderr(this.#format(
+          "error",
+          `cannot write log file ${path}: ${
+            (err as Error)?.message ?? err
+          }; its lines go to stderr until it can be written again`,
+        ));
       }
-    });
+      this.#fileFailedAt = now;
+      return false;
+    }
+    if (this.#fileFailedAt !== undefined) {
+      this.#fileFailedAt = undefined;
+      writeStderr(this.#format("error", `log file ${path} can be written again`));
+    }
+    return true;
   }
 }
 
+/** `text` cut to MAX_LINE_CHARS, saying how much was cut. */
+function bounded(text: string): string {
+  if (text.length <= MAX_LINE_CHARS) return text;
+  let end = MAX_LINE_CHARS;
+  // Never split a surrogate pair.
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end--;
+  return `${text.slice(0, end)}... [${text.length - end} more characters cut]`;
+}
+
 function writeStderr(line: string): void {
+  const bytes = encoder.encode(line);
   try {
-    Deno.stderr.writeSync(encoder.encode(line));
+    let written = 0;
+    while (written < bytes.length) {
+      const n = Deno.stderr.writeSync(bytes.subarray(written));
+      if (n <= 0) return;
+      written += n;
+    }
   } catch {
     // stderr closed: nothing else to do
   }
@@ -201,7 +209,8 @@ function writeStderr(line: string): void {
 /** Parses a Multus `logLevel` (case-insensitive); undefined for unknown values. */
 export function parseLogLevel(value: string): LogLevel | undefined {
   const level = value.toLowerCase();
-  return level in LEVEL_RANK ? (level as LogLevel) : undefined;
+  // Own keys only: "constructor" or "toString" are no levels.
+  return Object.hasOwn(LEVEL_RANK, level) ? (level as LogLevel) : undefined;
 }
 
 /** The process-wide logger. */

@@ -12,7 +12,12 @@ import { log } from "../log/logger.ts";
 import { planInterfaces } from "./delegate.ts";
 import { delegateArgs, explain, type Invocation, podLabel, runtimeConfFor } from "./invocation.ts";
 import { type AttachedNetwork, planAdd } from "./resolve.ts";
-import { type CachedDelegate, removeScratchCache, saveScratchCache } from "./scratch_cache.ts";
+import {
+  type CachedDelegate,
+  loadScratchCache,
+  removeScratchCache,
+  saveScratchCache,
+} from "./scratch_cache.ts";
 import { waitForReadinessIndicator } from "./readiness.ts";
 import { checkRequestCapabilities, verifyRequests } from "./requests.ts";
 import { applyDefaultRoutes, checkDefaultRouteRequests } from "./default_route.ts";
@@ -26,17 +31,20 @@ import {
 /** Runs ADD and returns the result text for stdout. */
 export async function cmdAdd(inv: Invocation): Promise<string> {
   const { conf, request } = inv;
+  await refuseIfAttached(inv);
   await waitForReadinessIndicator(inv);
   const plan = await planAdd(inv);
   if (plan.pod) inv.pod = plan.pod;
   if (plan.emptyResult) return emptyResult(inv);
 
   const args = delegateArgs(inv);
-  const delegates: CachedDelegate[] = planInterfaces(plan.delegates, request.ifName).map((d) => ({
-    ...d,
-    pod: inv.pod,
-    args,
-  }));
+  let planned;
+  try {
+    planned = planInterfaces(plan.delegates, request.ifName);
+  } catch (err) {
+    throw explain(err, `Cannot add networks to ${podLabel(inv)}`);
+  }
+  const delegates: CachedDelegate[] = planned.map((d) => ({ ...d, pod: inv.pod, args }));
   for (const d of delegates) {
     // Names that become part of cache file paths, checked before anything runs (decision 13).
     try {
@@ -55,7 +63,7 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
 
   // Before the first delegate runs: a crash from here on leaves DEL all it needs.
   try {
-    await saveScratchCache(conf.cniDir, request.containerId, delegates);
+    await saveScratchCache(conf.cniDir, request.containerId, conf.name, delegates);
   } catch (err) {
     throw explain(err, `Cannot add networks to ${podLabel(inv)}`);
   }
@@ -121,6 +129,34 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
   }
   await background;
   return output;
+}
+
+/**
+ * Refuses ADD for a container that already has a scratch cache: an earlier ADD attached it
+ * (or is attaching it), and only that cache tells the runtime's DEL what to release. Running
+ * the delegates again would fail on the existing interfaces, and rolling back would take the
+ * earlier ADD's interfaces and record with it. Nothing is touched.
+ */
+async function refuseIfAttached(inv: Invocation): Promise<void> {
+  const { conf, request } = inv;
+  const existing = await loadScratchCache(conf.cniDir, request.containerId, request.ifName);
+  if (existing.kind === "absent") return;
+  const owner = existing.kind === "found" && existing.network !== undefined
+    ? ` through multus network "${existing.network}"`
+    : "";
+  const record = existing.kind === "found"
+    ? `its scratch cache ${existing.path}`
+    : `its scratch cache ${existing.path} exists but cannot be read`;
+  throw new CniError(
+    CniErrorCode.InvalidEnvironment,
+    `Cannot add multus network "${conf.name}" to ${
+      podLabel(inv)
+    }: container "${request.containerId}" is already attached${owner} (${record})`,
+    {
+      details:
+        "The runtime must DEL the container before adding it again; that DEL releases what the earlier ADD attached",
+    },
+  );
 }
 
 /**

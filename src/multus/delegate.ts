@@ -56,11 +56,7 @@ export interface PlannedDelegate extends Delegate {
  * name are rejected before anything runs.
  */
 export function planInterfaces(delegates: Delegate[], cniIfName: string): PlannedDelegate[] {
-  const planned = delegates.map((d, i) => ({
-    ...d,
-    isMaster: i === 0,
-    ifName: d.ifnameRequest || (i === 0 ? cniIfName : `net${i}`),
-  }));
+  const planned = assignInterfaceNames(delegates, cniIfName);
   const seen = new Map<string, PlannedDelegate>();
   for (const d of planned) {
     const other = seen.get(d.ifName);
@@ -74,6 +70,18 @@ export function planInterfaces(delegates: Delegate[], cniIfName: string): Planne
     seen.set(d.ifName, d);
   }
   return planned;
+}
+
+/**
+ * The interface names of {@linkcode planInterfaces} without its clash check, for DEL: a plan
+ * whose names clash was never attached, and DEL of each network on its name is harmless.
+ */
+export function assignInterfaceNames(delegates: Delegate[], cniIfName: string): PlannedDelegate[] {
+  return delegates.map((d, i) => ({
+    ...d,
+    isMaster: i === 0,
+    ifName: d.ifnameRequest || (i === 0 ? cniIfName : `net${i}`),
+  }));
 }
 
 /** Network name of a delegate's configuration, for messages. */

@@ -19,6 +19,11 @@ export interface Invocation {
   pod?: PodIdentity;
   /** K8S_POD_INFRA_CONTAINER_ID from CNI_ARGS ("" when absent). */
   infraContainerId: string;
+  /**
+   * Set for a DEL whose multus configuration cannot be loaded (`conf` is then the defaults):
+   * why, and whether its `cniDir` could still be read from the text.
+   */
+  unusableConf?: { error: unknown; cniDirKnown: boolean };
 }
 
 /** Reads the pod identity from CNI_ARGS (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, `K8S_POD_UID`). */

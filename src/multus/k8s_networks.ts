@@ -22,7 +22,7 @@ import {
   NETWORK_STATUS_ANNOTATION,
   networkStatuses,
 } from "./network_status.ts";
-import type { AddPlan, AttachedNetwork } from "./resolve.ts";
+import type { AddPlan, AttachedNetwork, DelRebuild } from "./resolve.ts";
 import {
   DEFAULT_NETWORK_ANNOTATION,
   NETWORKS_ANNOTATION,
@@ -66,12 +66,15 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
 }
 
 /**
- * Networks for a DEL without scratch cache: rebuilt from the API when the pod can be read;
- * otherwise only what is known without the API (static delegates, cluster network file).
+ * Networks for a DEL without a readable scratch cache: rebuilt from the API when the pod can
+ * be read; otherwise (or when the pod's networks cannot be rebuilt) only what is known
+ * without the API (static delegates, cluster network file). `incomplete` says when the API
+ * could not be asked and a later retry may know more.
  */
-export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<Delegate[]> {
+export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<DelRebuild> {
   let kube: KubeClient | undefined;
   let pod: Pod | undefined;
+  let incomplete: string | undefined;
   try {
     kube = await openKubeClient(inv);
     if (kube && inv.pod) pod = await readPod(kube, inv.pod.namespace, inv.pod.name);
@@ -81,15 +84,40 @@ export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<De
         (err as Error).message
       }); deleting the networks known without the API`,
     );
+    if (apiUnavailable(err)) incomplete = `cannot read the pod: ${(err as Error).message}`;
     kube = undefined;
   }
   if (pod && inv.pod?.uid && pod.metadata.uid && pod.metadata.uid !== inv.pod.uid) pod = undefined;
   try {
-    return await resolveNetworks(inv, pod ? kube : undefined, pod, { forAdd: false });
+    return {
+      delegates: await resolveNetworks(inv, pod ? kube : undefined, pod, { forAdd: false }),
+      incomplete,
+    };
   } catch (err) {
     log.warn(`DEL of ${podLabel(inv)}: cannot rebuild the networks (${(err as Error).message})`);
-    return [];
+    if (apiUnavailable(err)) incomplete ??= (err as Error).message;
+    if (!pod) return { delegates: [], incomplete };
   }
+  // The pod's own networks cannot be rebuilt: those the configuration names alone can be.
+  try {
+    return {
+      delegates: await resolveNetworks(inv, undefined, undefined, { forAdd: false }),
+      incomplete,
+    };
+  } catch (err) {
+    log.warn(
+      `DEL of ${podLabel(inv)}: cannot rebuild the cluster network (${(err as Error).message})`,
+    );
+    return { delegates: [], incomplete };
+  }
+}
+
+/** True when `err` (or its cause) is an API failure that may pass on its own. */
+function apiUnavailable(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (e instanceof K8sApiError) return e.retryable;
+  }
+  return false;
 }
 
 /** The cluster default network (STATUS, GC and planning). */

@@ -20,16 +20,16 @@ export function openKubeClient(inv: Invocation): Promise<KubeClient | undefined>
 async function create(inv: Invocation): Promise<KubeClient | undefined> {
   const { conf } = inv;
   const env = Deno.env.toObject();
-  let credentials;
-  if (conf.kubeconfig !== "") credentials = await loadKubeconfig(conf.kubeconfig);
-  else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
-    credentials = await inClusterCredentials(env);
-  } else return undefined;
   const total = conf.apiTimeoutSeconds * 1000;
-  return new KubeClient(credentials, {
-    totalTimeoutMs: total,
-    requestTimeoutMs: Math.min(10_000, total),
-  });
+  const requestTimeoutMs = Math.min(10_000, total);
+  // Each credential file gets the time of one API request.
+  const options = { readTimeoutMs: requestTimeoutMs };
+  let credentials;
+  if (conf.kubeconfig !== "") credentials = await loadKubeconfig(conf.kubeconfig, options);
+  else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
+    credentials = await inClusterCredentials(env, undefined, options);
+  } else return undefined;
+  return new KubeClient(credentials, { totalTimeoutMs: total, requestTimeoutMs });
 }
 
 const nads = new Map<string, Promise<NetworkAttachmentDefinition>>();

@@ -205,11 +205,48 @@ export function loadMultusNetConf(text: string): MultusNetConf {
 }
 
 /**
- * The configuration a DEL falls back to when stdin is unusable: every default, no network
- * (DEL then works from the scratch cache in the default cniDir alone).
+ * The configuration a DEL falls back to when stdin is unusable: every default, no network,
+ * the scratch caches in `cniDir` (see {@linkcode recoverCniDir}).
  */
-export function fallbackNetConf(): MultusNetConf {
-  return buildNetConf({}, { delegates: [], clusterNetwork: "", unknownKeys: [], warnings: [] });
+export function fallbackNetConf(cniDir: string = NETCONF_DEFAULTS.cniDir): MultusNetConf {
+  return buildNetConf({ cniDir }, {
+    delegates: [],
+    clusterNetwork: "",
+    unknownKeys: [],
+    warnings: [],
+  });
+}
+
+/**
+ * Where the scratch caches are according to a configuration text that cannot be loaded: its
+ * `cniDir` (any case, the last one winning, as loading does), or the default when the text
+ * is a whole JSON object without one. Undefined when the text does not tell: `cniDir` of
+ * the wrong type, or text that is not JSON and names no single `cniDir` (cut short before it,
+ * or naming several).
+ */
+export function recoverCniDir(text: string): string | undefined {
+  let parsed: Record<string, unknown> | undefined;
+  try {
+    parsed = parseConfigText(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed) {
+    const value = canonicalizeKeys(parsed).canonical.cniDir;
+    if (value === undefined || value === null || value === "") return NETCONF_DEFAULTS.cniDir;
+    return typeof value === "string" ? value : undefined;
+  }
+  const values = new Set<string>();
+  for (const match of text.matchAll(/"cniDir"\s*:\s*("(?:[^"\\]|\\.)*")/gi)) {
+    try {
+      values.add(JSON.parse(match[1]));
+    } catch {
+      return undefined;
+    }
+  }
+  if (values.size !== 1) return undefined;
+  const [value] = values;
+  return value === "" ? NETCONF_DEFAULTS.cniDir : value;
 }
 
 function buildNetConf(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../cni/errors.ts";
-import { loadMultusNetConf, NETCONF_DEFAULTS } from "./netconf.ts";
+import { loadMultusNetConf, NETCONF_DEFAULTS, recoverCniDir } from "./netconf.ts";
 
 const bridge = '{"cniVersion":"1.0.0","name":"b","type":"bridge","mtu":12345678901234567890}';
 
@@ -88,4 +88,17 @@ Deno.test("loadMultusNetConf() reads hand-written JSONC and cuts delegates as pl
     type: "bridge",
     cniVersion: "1.0.0",
   });
+});
+
+Deno.test("recoverCniDir() reads cniDir from a text that cannot be loaded, or says it cannot", () => {
+  const d = NETCONF_DEFAULTS.cniDir;
+  assert.equal(recoverCniDir('{"name":"m","delegates":5}'), d, "whole JSON without cniDir");
+  assert.equal(recoverCniDir('{"cniDir":"","delegates":5}'), d, "empty means the default");
+  assert.equal(recoverCniDir('{"cniDir":"/a","CNIDIR":"/b","delegates":5}'), "/b", "last wins");
+  assert.equal(recoverCniDir('{"cniDir":7}'), undefined, "wrong type");
+  assert.equal(recoverCniDir('{"name":"m","cnidir" : "/x\\"y", "delegates":['), '/x"y');
+  assert.equal(recoverCniDir('{"cniDir":"/a","x":{"cniDir":"/a"},'), "/a", "the same twice");
+  assert.equal(recoverCniDir('{"cniDir":"/a","x":{"cniDir":"/b"},'), undefined, "two differ");
+  assert.equal(recoverCniDir('{"name":"m","delegates":[{"type":"x"}],"cniD'), undefined, "cut");
+  assert.equal(recoverCniDir('{"cniDir":"/var/li'), undefined, "cut inside the value");
 });

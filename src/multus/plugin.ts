@@ -23,6 +23,7 @@ import {
   loadMultusNetConf,
   type MultusNetConf,
   NETCONF_DEFAULTS,
+  recoverCniDir,
 } from "./netconf.ts";
 import { type Invocation, podFromArgs, podLabel } from "./invocation.ts";
 import type { PodIdentity } from "./scratch_cache.ts";
@@ -50,18 +51,23 @@ export async function runCniCommand(
   if (pod) log.setContext({ pod: `${pod.namespace}/${pod.name}` });
 
   let conf: MultusNetConf;
+  let unusableConf: Invocation["unusableConf"];
   try {
     conf = loadMultusNetConf(stdin);
   } catch (err) {
     if (request.command !== "DEL") throw forPod(err, pod, request);
-    // DEL must not wedge a pod because of a broken config: the scratch cache in the default
-    // cniDir holds everything needed (decision 9).
+    // DEL must not wedge a pod because of a broken config: the scratch cache holds everything
+    // needed, in the cniDir the text still names (else DEL fails when the default has none).
+    const cniDir = recoverCniDir(stdin);
     log.error(
       `DEL with an unusable multus configuration (${
         (err as Error).message
-      }); using the scratch cache in ${NETCONF_DEFAULTS.cniDir}`,
+      }); using the scratch cache in ${
+        cniDir ?? `${NETCONF_DEFAULTS.cniDir} (the text does not say which cniDir)`
+      }`,
     );
-    conf = fallbackNetConf();
+    conf = fallbackNetConf(cniDir);
+    unusableConf = { error: err, cniDirKnown: cniDir !== undefined };
   }
   configureLogging(conf);
   for (const warning of conf.warnings) log.warn(warning);
@@ -75,16 +81,16 @@ export async function runCniCommand(
     throw forPod(err, pod, request);
   }
 
-  const inv: Invocation = { request, conf, pod, infraContainerId };
+  const inv: Invocation = { request, conf, pod, infraContainerId, unusableConf };
   switch (request.command) {
     case "ADD": {
-      await checkNetns(request);
+      await checkNetnsFor(inv);
       if (usesKubernetes(inv)) (await import("./kube_session.ts")).prefetchPod(inv);
       const { cmdAdd } = await import("./add.ts");
       return await cmdAdd(inv);
     }
     case "DEL": {
-      await checkNetns(request);
+      await checkNetnsFor(inv);
       const { cmdDel } = await import("./del.ts");
       await cmdDel(inv);
       return "";
@@ -101,9 +107,18 @@ export async function runCniCommand(
     }
     case "GC": {
       const { cmdGc, validAttachmentsOf } = await import("./status_gc.ts");
-      await cmdGc(inv, validAttachmentsOf(parseConfigText(stdin)));
+      await cmdGc(inv, validAttachmentsOf(parseConfigText(stdin), conf.name));
       return "";
     }
+  }
+}
+
+/** {@linkcode checkNetns} for this run; errors name the pod. */
+async function checkNetnsFor(inv: Invocation): Promise<void> {
+  try {
+    inv.request = await checkNetns(inv.request);
+  } catch (err) {
+    throw forPod(err, inv.pod, inv.request);
   }
 }
 
@@ -167,35 +182,78 @@ function checkVersion(conf: MultusNetConf, request: CniRequest): void {
   }
 }
 
+/** Where the kernel shows this process's own network namespace. */
+const OWN_NETNS = "/proc/self/ns/net";
+
 /**
  * ADD and DEL must never act on the plugin's own network namespace (libcni skel), and ADD
- * needs the namespace to exist.
+ * needs the namespace to exist. Returns the request to go on with.
+ *
+ * When the comparison cannot be made (the plugin's own namespace or the target cannot be
+ * inspected), the target might be the host's namespace: ADD fails, saying why, and DEL goes
+ * on without CNI_NETNS, so delegates release addresses and caches but touch no interface
+ * (a real pod's interfaces go with its namespace).
  */
-async function checkNetns(request: CniRequest): Promise<void> {
-  if (request.netns === "") return;
+async function checkNetns(request: CniRequest): Promise<CniRequest> {
+  if (request.netns === "") return request;
   let target: Deno.FileInfo;
   try {
     target = await Deno.stat(request.netns);
-  } catch {
-    if (request.command === "ADD") {
-      throw new CniError(
-        CniErrorCode.UnknownContainer,
-        `Cannot add networks: the network namespace ${request.netns} does not exist`,
-        { details: "The container's sandbox is gone; the runtime will create a new one" },
-      );
-    }
-    return;
-  }
-  try {
-    const own = await Deno.stat("/proc/self/ns/net");
-    if (own.ino === target.ino && own.dev === target.dev) {
-      throw new CniError(
-        CniErrorCode.InvalidEnvironment,
-        "plugin's netns and netns from CNI_NETNS should not be the same",
-        { details: `CNI_NETNS=${request.netns} is the host's own network namespace` },
-      );
-    }
   } catch (err) {
-    if (err instanceof CniError) throw err;
+    if (err instanceof Deno.errors.NotFound) {
+      if (request.command === "ADD") {
+        throw new CniError(
+          CniErrorCode.UnknownContainer,
+          `Cannot add networks: the network namespace ${request.netns} does not exist`,
+          { details: "The container's sandbox is gone; the runtime will create a new one" },
+        );
+      }
+      // DEL: the namespace is gone with everything in it; delegates release the rest.
+      return request;
+    }
+    return cannotCompareNetns(request, `cannot inspect ${request.netns}: ${reasonOf(err)}`);
   }
+  let own: Deno.FileInfo;
+  try {
+    own = await Deno.stat(OWN_NETNS);
+  } catch (err) {
+    return cannotCompareNetns(request, `cannot read ${OWN_NETNS}: ${reasonOf(err)}`);
+  }
+  if (own.ino === target.ino && own.dev === target.dev) {
+    throw new CniError(
+      CniErrorCode.InvalidEnvironment,
+      "plugin's netns and netns from CNI_NETNS should not be the same",
+      { details: `CNI_NETNS=${request.netns} is the host's own network namespace` },
+    );
+  }
+  return request;
+}
+
+function cannotCompareNetns(request: CniRequest, reason: string): CniRequest {
+  if (request.command === "ADD") {
+    throw new CniError(
+      CniErrorCode.InvalidEnvironment,
+      `Cannot add networks: cannot tell whether CNI_NETNS=${request.netns} is the host's own ` +
+        `network namespace (${reason})`,
+      {
+        details: "The plugin refuses to attach interfaces to what might be the host's " +
+          "namespace; it needs /proc mounted and readable (it runs as root on the node)",
+      },
+    );
+  }
+  log.warn(
+    `${request.command}: cannot tell whether CNI_NETNS=${request.netns} is the host's own ` +
+      `network namespace (${reason}); running the delegates without CNI_NETNS, so they ` +
+      "release addresses but touch no interface",
+  );
+  return { ...request, netns: "" };
+}
+
+function reasonOf(err: unknown): string {
+  if (err instanceof Deno.errors.NotFound) return "it does not exist";
+  if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (err instanceof Deno.errors.NotCapable) {
+    return "this multus build lacks the permission to read it: build it with scripts/build.sh";
+  }
+  return (err as Error)?.message ?? String(err);
 }

@@ -40,18 +40,27 @@ export async function planAdd(inv: Invocation): Promise<AddPlan> {
   return { delegates: staticDelegates(inv), pod: inv.pod };
 }
 
+/** The networks a DEL without a readable scratch cache can rebuild. */
+export interface DelRebuild {
+  delegates: Delegate[];
+  /**
+   * Set when the pod's own networks may be missing because the API server could not be asked
+   * (a retry later may find them): what went wrong.
+   */
+  incomplete?: string;
+}
+
 /**
- * Networks to delete when no scratch cache exists. ADD writes the cache before any delegate
- * runs and removes it only after a full rollback or DEL, so in delegates mode nothing is
- * left to delete. In Kubernetes mode the networks are rebuilt from the API when it answers,
- * as Multus does (a cache lost with the node's disk).
+ * Networks to delete when the scratch cache is absent or unreadable: in delegates mode the
+ * configured delegates; in Kubernetes mode the networks rebuilt from the API when it
+ * answers, as Multus does (a cache lost with the node's disk), else those known without it.
  */
-export async function planDelWithoutCache(inv: Invocation): Promise<Delegate[]> {
+export async function planDelWithoutCache(inv: Invocation): Promise<DelRebuild> {
   if (usesKubernetes(inv)) {
     const { planKubernetesDelWithoutCache } = await import("./k8s_networks.ts");
     return await planKubernetesDelWithoutCache(inv);
   }
-  return [];
+  return { delegates: staticDelegates(inv) };
 }
 
 /** The static delegates of delegates mode (CHECK without a cache). */

@@ -4,7 +4,10 @@
  * interface names, CNI_ARGS, capability arguments, pod identity), written before the first
  * delegate runs. The file keeps Multus's format (a JSON array of DelegateNetConf objects with
  * the config in `Bytes`) plus keys of ours, so a cache written by Multus is deleted correctly
- * after an upgrade, and Multus can read ours after a downgrade.
+ * after an upgrade, and Multus can read ours after a downgrade. One key of ours names the
+ * multus network (the configuration `name`, which the runtime keys attachments by) that wrote
+ * the file: GC of one network must not release another's. Caches without it (written by
+ * Multus or before we recorded it) belong to an unknown network.
  */
 
 import { join } from "../util/path.ts";
@@ -37,14 +40,18 @@ export function scratchCachePath(cniDir: string, containerId: string): string {
   return join(cniDir, containerId);
 }
 
-/** Writes the scratch cache atomically (file 0600, directory 0700). */
+/**
+ * Writes the scratch cache atomically (file 0600, directory 0700); `network` is the multus
+ * configuration's `name`, recorded in every entry.
+ */
 export async function saveScratchCache(
   cniDir: string,
   containerId: string,
+  network: string,
   delegates: CachedDelegate[],
 ): Promise<void> {
   const path = scratchCachePath(cniDir, containerId);
-  const entries = delegates.map(toMultusEntry);
+  const entries = delegates.map((d) => toMultusEntry(d, network));
   try {
     await writeFileAtomic(path, JSON.stringify(entries), { mode: 0o600, dirMode: 0o700 });
   } catch (err) {
@@ -64,7 +71,13 @@ export async function saveScratchCache(
 export type ScratchCacheState =
   | { kind: "absent" }
   | { kind: "corrupt"; path: string; reason: string }
-  | { kind: "found"; path: string; delegates: CachedDelegate[] };
+  | {
+    kind: "found";
+    path: string;
+    delegates: CachedDelegate[];
+    /** The multus network that wrote the file; undefined for caches that do not say. */
+    network?: string;
+  };
 
 /**
  * Reads a container's scratch cache. Entries written by Multus (no `ifName`) get their
@@ -89,7 +102,13 @@ export async function loadScratchCache(
       return { kind: "corrupt", path, reason: "not a non-empty JSON array" };
     }
     const delegates = entries.map((e, i) => fromMultusEntry(e, i, cniIfName));
-    return { kind: "found", path, delegates };
+    const network = entries[0]?.[NETWORK_KEY];
+    return {
+      kind: "found",
+      path,
+      delegates,
+      network: typeof network === "string" && network !== "" ? network : undefined,
+    };
   } catch (err) {
     return { kind: "corrupt", path, reason: (err as Error).message };
   }
@@ -113,7 +132,13 @@ export async function removeScratchCache(cniDir: string, containerId: string): P
   await removeStaleTempFiles(path);
 }
 
-function toMultusEntry(d: CachedDelegate): Record<string, unknown> {
+/**
+ * Key of the multus network's name in each entry. Go's encoding/json matches keys
+ * case-insensitively; no field of Multus's DelegateNetConf has this name, so Multus ignores it.
+ */
+const NETWORK_KEY = "multusNetwork";
+
+function toMultusEntry(d: CachedDelegate, network: string): Record<string, unknown> {
   const c = d.config;
   const conf = c.isList
     ? { cniVersion: c.cniVersion, name: c.name }
@@ -136,6 +161,7 @@ function toMultusEntry(d: CachedDelegate): Record<string, unknown> {
     resourceName: d.resourceName,
     Bytes: new TextEncoder().encode(c.raw).toBase64(),
     // Ours (ignored by Multus):
+    [NETWORK_KEY]: network,
     ifName: d.ifName,
     isMaster: d.isMaster,
     portMappings: d.portMappings,

@@ -6,6 +6,7 @@
 
 import { CniErrorCode, ConfigError } from "../cni/errors.ts";
 import { delNetwork, gcNetwork, statusNetwork, type ValidAttachment } from "../cni/invoke.ts";
+import { listCachedAttachments } from "../cni/result_cache.ts";
 import type { NetworkConfig } from "../cni/network_config.ts";
 import { log } from "../log/logger.ts";
 import { type Invocation, pluginPath, runtimeConfFor } from "./invocation.ts";
@@ -23,21 +24,40 @@ export async function cmdStatus(inv: Invocation): Promise<void> {
   });
 }
 
-/** Reads the runtime's list of valid attachments from the GC config. */
-export function validAttachmentsOf(config: Record<string, unknown>): ValidAttachment[] {
+/**
+ * Reads the runtime's list of valid attachments from the GC config of multus network
+ * `network`. A GC without it is refused: every attachment would look stale.
+ */
+export function validAttachmentsOf(
+  config: Record<string, unknown>,
+  network: string,
+): ValidAttachment[] {
   const key = "cni.dev/valid-attachments" in config
     ? "cni.dev/valid-attachments"
     : "cni.dev/attachments";
-  const list = config[key] ?? [];
+  const list = config[key];
+  if (list === undefined || list === null) {
+    throw new ConfigError(
+      "cni.dev/valid-attachments",
+      `Cannot run GC of network "${network}": the configuration has no "cni.dev/valid-attachments" (the attachments still in use); without it every attachment would look stale`,
+      {
+        details:
+          "Nothing was released. The runtime sends this list with GC (CNI 1.1.0); give it, even as [], to release everything of this network",
+      },
+    );
+  }
   if (!Array.isArray(list)) {
-    throw new ConfigError(key, `"${key}" must be a list of {"containerID", "ifname"}`);
+    throw new ConfigError(
+      key,
+      `Cannot run GC of network "${network}": "${key}" must be a list of {"containerID", "ifname"}`,
+    );
   }
   return list.map((item, i) => {
     const entry = item as Record<string, unknown>;
     if (typeof entry?.containerID !== "string" || typeof entry?.ifname !== "string") {
       throw new ConfigError(
         `${key}[${i}]`,
-        `"${key}[${i}]" must have string "containerID" and "ifname"`,
+        `Cannot run GC of network "${network}": "${key}[${i}]" must have string "containerID" and "ifname"`,
       );
     }
     return { containerID: entry.containerID, ifname: entry.ifname };
@@ -45,55 +65,67 @@ export function validAttachmentsOf(config: Record<string, unknown>): ValidAttach
 }
 
 /**
- * GC: every scratch cache of a container the runtime no longer lists is deleted as DEL would
- * (its delegates DELed, the file removed); then GC goes to each network still in use, with
- * the attachments that remain valid for it.
+ * GC of this multus network (the runtime keys attachments by the configuration's `name`, as
+ * libcni does): every scratch cache this network wrote for a container the runtime no longer
+ * lists is deleted as DEL would (its delegates DELed, the file removed). Caches of other
+ * networks sharing the cniDir, caches that do not say which network wrote them (Multus's,
+ * ours before the name was recorded) and unreadable ones are left alone: they might belong
+ * to another network. Then GC goes to each of this network's delegate networks with every
+ * attachment left in the cniDir as valid, whichever network holds it, so a delegate network
+ * shared with another multus network keeps the other's attachments.
  */
 export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<void> {
   const { conf } = inv;
   const validIds = new Set(valid.map((a) => a.containerID));
-  const networks = new Map<string, { config: NetworkConfig; valid: ValidAttachment[] }>();
-  const failures: string[] = [];
-  const remember = (config: NetworkConfig, attachment?: ValidAttachment) => {
-    const key = `${config.name}\n${config.raw}`;
-    const entry = networks.get(key) ?? { config, valid: [] };
-    if (attachment) entry.valid.push(attachment);
-    networks.set(key, entry);
-  };
+  const networks = new Map<string, NetworkConfig>();
+  const remember = (config: NetworkConfig) => networks.set(`${config.name}\n${config.raw}`, config);
   for (const config of conf.delegates) remember(config);
+  const failures: string[] = [];
+  const released = new Set<string>();
 
+  const recorded: ValidAttachment[] = [];
   for (const containerId of await scratchCacheIds(conf.cniDir)) {
     const cache = await loadScratchCache(conf.cniDir, containerId, "eth0");
-    if (cache.kind !== "found") continue;
-    if (validIds.has(containerId)) {
+    if (cache.kind === "found") {
       for (const d of cache.delegates) {
-        remember(d.config, { containerID: containerId, ifname: d.ifName });
+        recorded.push({ containerID: containerId, ifname: d.ifName });
+      }
+    }
+    if (cache.kind !== "found" || cache.network !== conf.name) {
+      if (cache.kind === "found" && cache.network === undefined && !validIds.has(containerId)) {
+        log.verbose(
+          `GC of "${conf.name}" leaves container ${containerId}: its scratch cache does not say which multus network attached it`,
+        );
       }
       continue;
     }
+    for (const d of cache.delegates) remember(d.config);
+    if (validIds.has(containerId)) continue;
     const stale: Invocation = { ...inv, request: { ...inv.request, containerId, netns: "" } };
-    let released = true;
+    let ok = true;
     for (const d of [...cache.delegates].reverse()) {
       try {
         await delNetwork(d.config, runtimeConfFor(stale, d, "DEL"));
       } catch (err) {
-        released = false;
+        ok = false;
         failures.push(`${containerId.slice(0, 12)} ${d.name}: ${(err as Error).message}`);
       }
     }
-    if (released) {
+    if (ok) {
       await removeScratchCache(conf.cniDir, containerId);
-      log.verbose(`GC released stale container ${containerId}`);
+      released.add(containerId);
+      log.verbose(`GC of "${conf.name}" released stale container ${containerId}`);
     }
   }
 
-  for (const { config, valid } of networks.values()) {
+  const keep = await attachmentsLeft(conf.cniDir, [...valid, ...recorded], released);
+  for (const config of networks.values()) {
     try {
       await gcNetwork(config, {
         path: pluginPath(inv),
         cacheDir: conf.cniDir,
         timeoutMs: conf.delegateTimeoutSeconds * 1000,
-      }, valid);
+      }, keep);
     } catch (err) {
       failures.push(`network "${config.name}": ${(err as Error).message}`);
     }
@@ -101,9 +133,30 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
   if (failures.length > 0) {
     throw new CniError(
       CniErrorCode.Internal,
-      `GC could not release everything: ${failures.join(" / ")}`,
+      `GC of network "${conf.name}" could not release everything: ${failures.join(" / ")}`,
     );
   }
+}
+
+/**
+ * Every attachment known to be in use or still recorded in `cniDir`: `recorded` (the runtime's
+ * list, the scratch caches) and the libcni result entries, except those of the containers
+ * this GC released.
+ */
+async function attachmentsLeft(
+  cniDir: string,
+  recorded: ValidAttachment[],
+  released: Set<string>,
+): Promise<ValidAttachment[]> {
+  const left = new Map<string, ValidAttachment>();
+  const add = (containerID: string, ifname: string) => {
+    if (!released.has(containerID)) {
+      left.set(`${containerID}\0${ifname}`, { containerID, ifname });
+    }
+  };
+  for (const a of recorded) add(a.containerID, a.ifname);
+  for (const a of await listCachedAttachments(cniDir)) add(a.containerId, a.ifName);
+  return [...left.values()];
 }
 
 /** Container ids that have a scratch cache in `cniDir`. */

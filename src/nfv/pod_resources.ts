@@ -6,22 +6,30 @@
  * gate, on by default from 1.34) is tried first, `List` (every pod on the node) when the
  * kubelet does not serve `Get`.
  *
- * The gRPC transport is our own ({@link ./_http2.ts}, {@link ./_hpack.ts},
- * {@link ./_protobuf.ts}) on `Deno.connect({ transport: "unix" })`: `node:http2` works in Deno
- * with a unix socket but costs tens of milliseconds of start-up (see README-nfv.md).
+ * gRPC runs on `node:http2` (h2c with prior knowledge over a `node:net` unix socket); the
+ * messages are in {@link ./_pod_resources_messages.ts}. The two `node:` modules are
+ * imported when a look-up starts, never at the top: a bundle hoists static `node:` imports to
+ * every start of the plugin, and only pods with device networks need them (README,
+ * "Start-up cost").
  */
 
+import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
+import type { Socket } from "node:net";
 import { CniError, CniErrorCode } from "../cni/errors.ts";
 import { log } from "../log/logger.ts";
-import { type ByteStream, Http2Client, Http2Error } from "./_http2.ts";
 import {
-  encodeStringFields,
-  fieldInt64,
-  fieldMessage,
-  fieldString,
-  ProtobufError,
-  readFields,
-} from "./_protobuf.ts";
+  decodeGetResponse,
+  decodeListResponse,
+  encodeGetRequest,
+  MessageError,
+  type PodResources,
+} from "./_pod_resources_messages.ts";
+
+export type {
+  ContainerDevices,
+  ContainerResources,
+  PodResources,
+} from "./_pod_resources_messages.ts";
 
 /** Where the kubelet serves the PodResources API. */
 export const DEFAULT_POD_RESOURCES_SOCKET = "/var/lib/kubelet/pod-resources/kubelet.sock";
@@ -59,31 +67,6 @@ const STATUS_NAMES = Object.fromEntries(
     name.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase(),
   ]),
 ) as Record<number, string>;
-
-/** Devices of one resource allocated to a container (on one NUMA node, when known). */
-export interface ContainerDevices {
-  /** Extended resource name, e.g. `intel.com/sriov_netdevice`. */
-  resourceName: string;
-  /** Device IDs in the order the kubelet reports them. */
-  deviceIds: string[];
-  /** NUMA node IDs of the devices' topology (empty when unknown). */
-  numaNodes: number[];
-}
-
-/** Devices of one container. */
-export interface ContainerResources {
-  /** Container name. */
-  name: string;
-  /** Allocated devices (CPU, memory and dynamic resources are not read). */
-  devices: ContainerDevices[];
-}
-
-/** Resources of one pod. */
-export interface PodResources {
-  name: string;
-  namespace: string;
-  containers: ContainerResources[];
-}
 
 /** Options of the PodResources calls. */
 export interface PodResourcesOptions {
@@ -197,7 +180,8 @@ async function withConnection<T>(
   const timeoutMs = options.timeoutMs ?? DEFAULT_POD_RESOURCES_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   let current = "connect";
-  let client: Http2Client | undefined;
+  let connection: Socket | undefined;
+  let session: ClientHttp2Session | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timedOut = (cause?: unknown) =>
     new PodResourcesError(
@@ -212,23 +196,32 @@ async function withConnection<T>(
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const err = timedOut();
-      client?.destroy(err);
+      session?.destroy();
+      connection?.destroy();
       reject(err);
     }, timeoutMs);
   });
   expired.catch(() => {});
   try {
-    const connecting = connect(socket);
-    const conn = await Promise.race([connecting, expired]).catch((err) => {
-      connecting.then((c) => c.close(), () => {}); // a late connection is closed at once
-      throw err;
+    const [http2, net] = await Promise.race([
+      Promise.all([import("node:http2"), import("node:net")]),
+      expired,
+    ]);
+    const conn = net.connect(socket);
+    connection = conn; // closed by the deadline, also while connecting
+    await Promise.race([connected(conn, socket), expired]);
+    session = http2.connect("http://localhost", {
+      createConnection: () => conn,
+      settings: { enablePush: false },
     });
-    client = Http2Client.start(conn);
+    // Failures of the connection also fail the call in flight, which reports them.
+    session.on("error", () => {});
+    const open = session;
     const call = async (method: "Get" | "List", request: Uint8Array): Promise<Uint8Array> => {
       current = method;
       try {
         return await Promise.race([
-          unaryCall(client!, { socket, method, request, deadline }),
+          unaryCall(open, { socket, method, request, deadline }),
           expired,
         ]);
       } catch (err) {
@@ -241,45 +234,143 @@ async function withConnection<T>(
       }
     };
     const calls: Calls = {
-      get: async (pod) => decodeGetResponse(await call("Get", encodeGetRequest(pod)), socket),
-      list: async () => decodeListResponse(await call("List", new Uint8Array(0)), socket),
+      get: async (pod) =>
+        decoded(socket, "Get", decodeGetResponse, await call("Get", encodeGetRequest(pod))),
+      list: async () =>
+        decoded(socket, "List", decodeListResponse, await call("List", new Uint8Array(0))),
     };
     return await work(calls);
   } finally {
     clearTimeout(timer);
-    if (client) await client.close().catch(() => {});
+    await closeSession(session);
+    connection?.destroy();
   }
 }
 
-async function connect(socket: string): Promise<ByteStream> {
-  try {
-    return await Deno.connect({ transport: "unix", path: socket });
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new PodResourcesError(
-        socket,
-        `The kubelet PodResources socket "${socket}" does not exist: ${(err as Error).message}`,
-        { socketMissing: true, cause: err },
+/** Closes the session politely (GOAWAY), giving up after a second. */
+async function closeSession(session: ClientHttp2Session | undefined): Promise<void> {
+  if (!session || session.closed || session.destroyed) return;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await new Promise<void>((resolve) => {
+    session.close(() => resolve());
+    timer = setTimeout(resolve, 1000);
+  });
+  clearTimeout(timer);
+  session.destroy();
+}
+
+/** Resolves once `connection` is connected; rejects with {@linkcode PodResourcesError}. */
+function connected(connection: Socket, socket: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: Error & { code?: string }) => {
+      connection.destroy();
+      const missing = err.code === "ENOENT";
+      const transient = err.code === "ECONNREFUSED";
+      reject(
+        new PodResourcesError(
+          socket,
+          missing
+            ? `The kubelet PodResources socket "${socket}" does not exist: ${err.message}`
+            : `Cannot connect to the kubelet PodResources socket "${socket}": ${err.message}`,
+          {
+            socketMissing: missing,
+            code: transient ? CniErrorCode.TryAgainLater : CniErrorCode.Internal,
+            details: missing
+              ? undefined
+              : transient
+              ? "The kubelet is not listening on its PodResources socket; it may be restarting"
+              : "The plugin runs as root and needs read and write access to the kubelet socket",
+            cause: err,
+          },
+        ),
       );
+    };
+    connection.once("error", failed);
+    connection.once("connect", () => {
+      connection.off("error", failed);
+      resolve();
+    });
+  });
+}
+
+/** The parts of one HTTP/2 response a gRPC client reads. */
+interface GrpcResponse {
+  status: number;
+  contentType: string;
+  /** A field of the trailers, else of the headers (a gRPC error may come without a body). */
+  field(name: string): string | undefined;
+  body: Uint8Array;
+}
+
+/** The response ran over the size limit. */
+class TooLargeError extends Error {
+  override name = "TooLargeError";
+}
+
+/** Sends one request on `session` and collects the response. */
+function exchange(
+  session: ClientHttp2Session,
+  headers: Record<string, string>,
+  body: Uint8Array,
+  maxBodyBytes: number,
+): Promise<GrpcResponse> {
+  return new Promise((resolve, reject) => {
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(headers);
+    } catch (err) {
+      reject(err);
+      return;
     }
-    const transient = err instanceof Deno.errors.ConnectionRefused;
-    throw new PodResourcesError(
-      socket,
-      `Cannot connect to the kubelet PodResources socket "${socket}": ${(err as Error).message}`,
-      {
-        code: transient ? CniErrorCode.TryAgainLater : CniErrorCode.Internal,
-        details: transient
-          ? "The kubelet is not listening on its PodResources socket; it may be restarting"
-          : "The plugin runs as root and needs read and write access to the kubelet socket",
-        cause: err,
-      },
-    );
-  }
+    let head: Record<string, unknown> = {};
+    let trailers: Record<string, unknown> = {};
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    let ended = false;
+    let failure: Error | undefined;
+    stream.on("response", (h) => head = h);
+    stream.on("trailers", (t) => trailers = t);
+    stream.on("data", (chunk: Uint8Array) => {
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        failure ??= new TooLargeError(`more than ${maxBodyBytes} bytes`);
+        stream.close(0x8); // CANCEL
+        return;
+      }
+      chunks.push(chunk);
+    });
+    // A connection that drops also ends its streams without an error: only a stream that
+    // ends on a live connection has its whole response.
+    stream.on("end", () => ended = !session.destroyed);
+    stream.on("error", (err: Error) => failure ??= err);
+    stream.on("close", () => {
+      if (failure) return reject(failure);
+      if (!ended || head[":status"] === undefined) {
+        return reject(
+          new Error(`the connection was closed before the response ended (${stream.rstCode})`),
+        );
+      }
+      const text = (v: unknown) => v === undefined ? undefined : String(v);
+      const all = new Uint8Array(size);
+      let at = 0;
+      for (const c of chunks) {
+        all.set(c, at);
+        at += c.length;
+      }
+      resolve({
+        status: Number(head[":status"]),
+        contentType: text(head["content-type"]) ?? "",
+        field: (name) => text(trailers[name]) ?? text(head[name]),
+        body: all,
+      });
+    });
+    stream.end(body);
+  });
 }
 
 /** One unary gRPC call; resolves with the response message bytes. */
 async function unaryCall(
-  client: Http2Client,
+  session: ClientHttp2Session,
   call: { socket: string; method: string; request: Uint8Array; deadline: number },
 ): Promise<Uint8Array> {
   const { socket, method } = call;
@@ -289,29 +380,26 @@ async function unaryCall(
   framed.set(call.request, 5);
   // grpc-timeout allows at most 8 digits.
   const remaining = Math.min(99_999_999, Math.max(1, call.deadline - Date.now()));
-  let response;
+  let response: GrpcResponse;
   try {
-    response = await client.request(
-      [
-        [":method", "POST"],
-        [":scheme", "http"],
-        [":path", `/${what}`],
-        [":authority", "localhost"],
-        ["content-type", "application/grpc"],
-        ["te", "trailers"],
-        ["grpc-timeout", `${remaining}m`],
-        ["grpc-accept-encoding", "identity"],
-        ["user-agent", "multus-deno/podresources"],
-      ],
+    response = await exchange(
+      session,
+      {
+        ":method": "POST",
+        ":path": `/${what}`,
+        "content-type": "application/grpc",
+        "te": "trailers",
+        "grpc-timeout": `${remaining}m`,
+        "grpc-accept-encoding": "identity",
+        "user-agent": "multus-deno/podresources",
+      },
       framed,
-      { maxBodyBytes: MAX_MESSAGE_BYTES + 5 },
+      MAX_MESSAGE_BYTES + 5,
     );
   } catch (err) {
-    if (err instanceof PodResourcesError) throw err;
-    const tooLarge = err instanceof Http2Error && err.reason === "too-large";
     throw new PodResourcesError(
       socket,
-      tooLarge
+      err instanceof TooLargeError
         ? `The kubelet PodResources API answered ${what} with more than ${MAX_MESSAGE_BYTES} bytes`
         : `Cannot call the kubelet PodResources API ${what} at "${socket}": ${
           (err as Error).message
@@ -319,23 +407,19 @@ async function unaryCall(
       { code: CniErrorCode.TryAgainLater, cause: err },
     );
   }
-  const header = (name: string): string | undefined =>
-    response.trailers.find(([k]) => k === name)?.[1] ??
-      response.headers.find(([k]) => k === name)?.[1];
   if (response.status !== 200) {
     throw new PodResourcesError(
       socket,
       `The kubelet PodResources API answered ${what} with HTTP status ${response.status}`,
     );
   }
-  const contentType = response.headers.find(([k]) => k === "content-type")?.[1] ?? "";
-  if (!contentType.startsWith("application/grpc")) {
+  if (!response.contentType.startsWith("application/grpc")) {
     throw new PodResourcesError(
       socket,
-      `The kubelet PodResources API answered ${what} with content type "${contentType}", not gRPC`,
+      `The kubelet PodResources API answered ${what} with content type "${response.contentType}", not gRPC`,
     );
   }
-  const statusText = header("grpc-status");
+  const statusText = response.field("grpc-status");
   if (statusText === undefined || !/^\d+$/.test(statusText)) {
     throw new PodResourcesError(
       socket,
@@ -344,7 +428,7 @@ async function unaryCall(
   }
   const status = Number(statusText);
   if (status !== GrpcStatus.Ok) {
-    const message = percentDecode(header("grpc-message") ?? "");
+    const message = percentDecode(response.field("grpc-message") ?? "");
     const transient = status === GrpcStatus.Unavailable ||
       status === GrpcStatus.DeadlineExceeded || status === GrpcStatus.ResourceExhausted;
     throw new PodResourcesError(
@@ -383,80 +467,21 @@ function percentDecode(text: string): string {
   }
 }
 
-function encodeGetRequest(pod: PodName): Uint8Array {
-  // GetPodResourcesRequest { string pod_name = 1; string pod_namespace = 2; }
-  return encodeStringFields([[1, pod.name], [2, pod.namespace]]);
-}
-
-function decodeListResponse(bytes: Uint8Array, socket: string): PodResources[] {
-  return decoding(socket, "List", () => {
-    // ListPodResourcesResponse { repeated PodResources pod_resources = 1; }
-    const pods: PodResources[] = [];
-    for (const f of readFields(bytes)) if (f.field === 1) pods.push(decodePod(fieldMessage(f)));
-    return pods;
-  });
-}
-
-function decodeGetResponse(bytes: Uint8Array, socket: string): PodResources | undefined {
-  return decoding(socket, "Get", () => {
-    // GetPodResourcesResponse { PodResources pod_resources = 1; }
-    let pod: PodResources | undefined;
-    for (const f of readFields(bytes)) if (f.field === 1) pod = decodePod(fieldMessage(f));
-    return pod;
-  });
-}
-
-function decoding<T>(socket: string, method: string, decode: () => T): T {
+/** The decoded message; a malformed one is the kubelet's error. */
+function decoded<T>(
+  socket: string,
+  method: string,
+  decode: (bytes: Uint8Array) => T,
+  bytes: Uint8Array,
+): T {
   try {
-    return decode();
+    return decode(bytes);
   } catch (err) {
-    if (!(err instanceof ProtobufError)) throw err;
+    if (!(err instanceof MessageError)) throw err;
     throw new PodResourcesError(
       socket,
       `The kubelet PodResources API answered v1.PodResourcesLister/${method} with a malformed message: ${err.message}`,
       { cause: err },
     );
   }
-}
-
-function decodePod(bytes: Uint8Array): PodResources {
-  // PodResources { string name = 1; string namespace = 2; repeated ContainerResources containers = 3; }
-  const pod: PodResources = { name: "", namespace: "", containers: [] };
-  for (const f of readFields(bytes)) {
-    if (f.field === 1) pod.name = fieldString(f);
-    else if (f.field === 2) pod.namespace = fieldString(f);
-    else if (f.field === 3) pod.containers.push(decodeContainer(fieldMessage(f)));
-  }
-  return pod;
-}
-
-function decodeContainer(bytes: Uint8Array): ContainerResources {
-  // ContainerResources { string name = 1; repeated ContainerDevices devices = 2; cpu_ids = 3;
-  //   memory = 4; dynamic_resources = 5; }  (3-5 are not needed)
-  const container: ContainerResources = { name: "", devices: [] };
-  for (const f of readFields(bytes)) {
-    if (f.field === 1) container.name = fieldString(f);
-    else if (f.field === 2) container.devices.push(decodeDevices(fieldMessage(f)));
-  }
-  return container;
-}
-
-function decodeDevices(bytes: Uint8Array): ContainerDevices {
-  // ContainerDevices { string resource_name = 1; repeated string device_ids = 2;
-  //   TopologyInfo topology = 3; }
-  const devices: ContainerDevices = { resourceName: "", deviceIds: [], numaNodes: [] };
-  for (const f of readFields(bytes)) {
-    if (f.field === 1) devices.resourceName = fieldString(f);
-    else if (f.field === 2) devices.deviceIds.push(fieldString(f));
-    else if (f.field === 3) {
-      // TopologyInfo { repeated NUMANode nodes = 1; }  NUMANode { int64 ID = 1; }
-      for (const t of readFields(fieldMessage(f))) {
-        if (t.field !== 1) continue;
-        for (const n of readFields(fieldMessage(t))) {
-          if (n.field === 1) devices.numaNodes.push(fieldInt64(n));
-        }
-      }
-    }
-  }
-  return devices;
 }

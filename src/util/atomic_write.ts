@@ -50,16 +50,22 @@ export async function writeFileAtomic(
 
 /**
  * Removes the temp files that writers of `path` killed inside {@linkcode writeFileAtomic} left
- * next to it (`.<name>.tmp-<pid>-<id>` whose process is gone). Best effort: errors are ignored.
+ * next to it (`.<name>.tmp-<pid>-<id>` whose process is gone). A writer counts as gone only
+ * when `/proc/<pid>` does not exist: when it cannot be checked, the file stays. Best effort:
+ * errors are ignored.
  */
 export async function removeStaleTempFiles(path: string): Promise<void> {
   const dir = dirname(path);
   const prefix = `.${basename(path)}.tmp-`;
+  let procShowsProcesses: boolean | undefined;
   try {
     for await (const entry of Deno.readDir(dir)) {
       if (!entry.isFile || !entry.name.startsWith(prefix)) continue;
       const pid = /^(\d+)-[0-9a-f]{8}$/.exec(entry.name.slice(prefix.length))?.[1];
-      if (pid === undefined || await pathExists(`/proc/${pid}`)) continue;
+      if (pid === undefined || !(await processIsGone(Number(pid)))) continue;
+      // Without a /proc that shows processes (ours included), "not found" means nothing.
+      procShowsProcesses ??= !(await processIsGone(Deno.pid));
+      if (!procShowsProcesses) return;
       await Deno.remove(join(dir, entry.name)).catch(() => {});
     }
   } catch {
@@ -67,12 +73,13 @@ export async function removeStaleTempFiles(path: string): Promise<void> {
   }
 }
 
-async function pathExists(path: string): Promise<boolean> {
+/** True only when the kernel says there is no process `pid` (not when it cannot tell). */
+async function processIsGone(pid: number): Promise<boolean> {
   try {
-    await Deno.stat(path);
-    return true;
-  } catch {
+    await Deno.stat(`/proc/${pid}`);
     return false;
+  } catch (err) {
+    return err instanceof Deno.errors.NotFound;
   }
 }
 

@@ -15,6 +15,8 @@ export interface ValidateArgs {
   binDirs: string[];
   /** `--conf-dir`; undefined = the config's confDir. */
   confDir?: string;
+  /** `--kubeconfig`; undefined = the file the config's `kubeconfig` names. */
+  kubeconfig?: string;
   json: boolean;
   help: boolean;
 }
@@ -43,6 +45,8 @@ flags:
                       binDir, then /opt/cni/bin)
   --conf-dir <dir>    where configs named by NADs without spec.config and by clusterNetwork or
                       defaultNetworks names are looked up (default: the config's confDir)
+  --kubeconfig <file> the kubeconfig to check instead of the one the Multus config names
+                      (a copy of the node's, when checking its config elsewhere)
   --json              print {"ok": bool, "findings": [{severity, file, path, message, hint}]}
   -h, --help          print this help
 
@@ -59,6 +63,7 @@ export function parseValidateArgs(args: string[]): ValidateArgs {
         config: { type: "string" },
         "bin-dir": { type: "string", multiple: true },
         "conf-dir": { type: "string" },
+        kubeconfig: { type: "string" },
         json: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
@@ -71,10 +76,17 @@ export function parseValidateArgs(args: string[]): ValidateArgs {
     config?: string;
     "bin-dir"?: string[];
     "conf-dir"?: string;
+    kubeconfig?: string;
     json?: boolean;
     help?: boolean;
   };
-  for (const [flag, value] of [["--config", values.config], ["--conf-dir", values["conf-dir"]]]) {
+  for (
+    const [flag, value] of [
+      ["--config", values.config],
+      ["--conf-dir", values["conf-dir"]],
+      ["--kubeconfig", values.kubeconfig],
+    ]
+  ) {
     if (value === "") throw new UsageError(`${flag} needs a value`);
   }
   const binDirs = values["bin-dir"] ?? [];
@@ -86,6 +98,7 @@ export function parseValidateArgs(args: string[]): ValidateArgs {
     config: values.config,
     binDirs,
     confDir: values["conf-dir"],
+    kubeconfig: values.kubeconfig,
     json: values.json ?? false,
     help: values.help ?? false,
   };

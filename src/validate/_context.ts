@@ -10,7 +10,9 @@ import type { NetworkConfig } from "../cni/network_config.ts";
 import { configFiles, findConfigByName, loadConfigFromPath } from "../multus/conf_dir.ts";
 import type { Delegate } from "../multus/delegate.ts";
 import { type MultusNetConf, NETCONF_DEFAULTS } from "../multus/netconf.ts";
+import { join } from "../util/path.ts";
 import type { Report, Where } from "./_findings.ts";
+import { closestKey } from "./_suggest.ts";
 
 /** The Multus settings the checks use (from the Multus config, or Multus's defaults). */
 export type Settings = Pick<
@@ -89,6 +91,7 @@ export class Context {
   /** The cluster networks, once resolved. */
   cluster: ClusterNetworks = { extra: [], fromDefaultNetworks: false };
   #plugins = new Map<string, Promise<PluginLookup>>();
+  #installed?: Promise<string[]>;
   #confDir?: Promise<ConfDirEntry[]>;
   #confDirExists?: Promise<boolean>;
 
@@ -103,10 +106,32 @@ export class Context {
   lookupPlugin(type: string): Promise<PluginLookup> {
     let lookup = this.#plugins.get(type);
     if (!lookup) {
-      lookup = findExecutable(type, this.binDirs);
+      lookup = findExecutable(type, this.binDirs, () => this.#installedPlugins());
       this.#plugins.set(type, lookup);
     }
     return lookup;
+  }
+
+  /** Names of the executable files in the bin dirs (for "did you mean"). */
+  #installedPlugins(): Promise<string[]> {
+    this.#installed ??= (async () => {
+      const names = new Set<string>();
+      for (const dir of this.binDirs) {
+        try {
+          for await (const entry of Deno.readDir(dir)) {
+            if (entry.isDirectory || entry.name.startsWith(".")) continue;
+            const info = await Deno.stat(join(dir, entry.name)).catch(() => undefined);
+            if (info?.isFile && info.mode !== null && (info.mode & 0o111) !== 0) {
+              names.add(entry.name);
+            }
+          }
+        } catch {
+          // a missing bin dir is reported on its own
+        }
+      }
+      return [...names].sort();
+    })();
+    return this.#installed;
   }
 
   /**
@@ -156,7 +181,11 @@ export class Context {
   }
 }
 
-async function findExecutable(type: string, dirs: string[]): Promise<PluginLookup> {
+async function findExecutable(
+  type: string,
+  dirs: string[],
+  installed: () => Promise<string[]>,
+): Promise<PluginLookup> {
   let path: string;
   try {
     path = await findPlugin(type, dirs);
@@ -167,6 +196,16 @@ async function findExecutable(type: string, dirs: string[]): Promise<PluginLooku
         found: false,
         message: (err as Error).message,
         hint: 'Set type to the plugin\'s binary name (e.g. "macvlan"), not a path',
+      };
+    }
+    const suggestion = closestKey(type, await installed());
+    if (suggestion) {
+      return {
+        found: false,
+        message: `plugin "${type}" not found in the CNI bin dirs (${shown}); did you mean ` +
+          `"${suggestion}"?`,
+        hint: `Set the type to "${suggestion}" (installed), or install the "${type}" plugin ` +
+          "binary in the CNI bin dir",
       };
     }
     return {

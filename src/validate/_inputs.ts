@@ -177,6 +177,9 @@ async function parseYamlSource(source: Source, report: Report): Promise<Doc[]> {
       report.error({ file: source.file, path: label }, `invalid YAML: ${(err as Error).message}`);
       return;
     }
+    // An empty document (a trailing or doubled "---", only comments), as helm and kustomize
+    // emit: kubectl skips it, and so do we.
+    if (value === null) return;
     docs.push({ where: { file: source.file, path: label }, value });
   });
   return docs;

@@ -17,6 +17,8 @@ import type { Context } from "./_context.ts";
 import { type Report, type Where, within } from "./_findings.ts";
 import { getKey, isObject, MULTUS_TYPES, type MultusInput } from "./_inputs.ts";
 import { checkNetworkConfig, resolveNamedNetwork } from "./_networks.ts";
+import { closestKey } from "./_suggest.ts";
+import { configErrorKey, loadCollectingErrors } from "./_every_error.ts";
 
 /** Every key the plugin reads from its configuration, canonical spelling. */
 export const MULTUS_KEYS: readonly string[] = NETCONF_KEYS;
@@ -80,21 +82,22 @@ export function loadMultusConfig(input: MultusInput, report: Report): LoadedMult
   const where: Where = input.list
     ? within(input.where, `plugins[${input.list.index}]`)
     : input.where;
-  let conf: MultusNetConf;
-  try {
-    conf = loadMultusNetConf(input.text);
-  } catch (err) {
-    if (err instanceof CniError && err.cause instanceof JsonSyntaxError) {
-      const { line, column, reason } = err.cause;
-      report.error(within(where, `line ${line} column ${column}`), `invalid JSON: ${reason}`);
-    } else if (err instanceof ConfigError) {
-      report.fromError(where, err, { field: true });
-    } else {
-      report.fromError(where, err);
+  const errors = multusConfigErrors(input.text);
+  if (errors.length > 0) {
+    for (const err of errors) {
+      if (err instanceof CniError && err.cause instanceof JsonSyntaxError) {
+        const { line, column, reason } = err.cause;
+        report.error(within(where, `line ${line} column ${column}`), `invalid JSON: ${reason}`);
+      } else if (err instanceof ConfigError) {
+        report.fromError(where, err, { field: true });
+      } else {
+        report.fromError(where, err);
+      }
     }
     reportUnknownKeysOf(report, { text: input.text, where });
     return undefined;
   }
+  const conf: MultusNetConf = loadMultusNetConf(input.text);
 
   checkStrictJson(report, input);
   for (const key of conf.unknownKeys) reportUnknownKey(report, { where: within(where, key), key });
@@ -145,6 +148,30 @@ export function loadMultusConfig(input: MultusInput, report: Report): LoadedMult
     );
   }
   return { input, conf, where, capabilities: declaredCapabilities(input.text) };
+}
+
+/**
+ * Every error the plugin's loader finds in a Multus config, not only the first. The one
+ * error about keys that are missing rather than wrong, "at least one delegate/clusterNetwork",
+ * is a consequence when one of those two keys was taken out for being wrong.
+ */
+function multusConfigErrors(text: string): unknown[] {
+  return loadCollectingErrors(text, loadMultusNetConf, {
+    keyOf: (err) => configErrorKey(err),
+    causes: (err, key) =>
+      key === "delegates" && /delegate\/clusterNetwork must be specified/.test(String(err))
+        ? [...spellingsOf(text, "delegates"), ...spellingsOf(text, "clusterNetwork")]
+        : [key],
+  });
+}
+
+/** How `key` is spelled in the config's text (keys match case-insensitively). */
+function spellingsOf(text: string, key: string): string[] {
+  try {
+    return Object.keys(parseConfigText(text)).filter((k) => k.toLowerCase() === key.toLowerCase());
+  } catch {
+    return [key];
+  }
 }
 
 function declaredCapabilities(text: string): Record<string, boolean> {
@@ -216,53 +243,6 @@ function reportUnknownKey(report: Report, { where, key }: { where: Where; key: s
       hint: "Remove it, or check its spelling against the Multus configuration reference",
     });
   }
-}
-
-/**
- * The known key closest to `key` (case-insensitive edit distance, a swap of two neighbours
- * counting as one edit), or undefined when none is close enough to be a typo.
- */
-export function closestKey(key: string, known: readonly string[]): string | undefined {
-  const lower = key.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const d = editDistance(lower, candidate.toLowerCase());
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  const limit = Math.max(2, Math.floor(Math.max(lower.length, 4) / 4));
-  if (best !== undefined && bestDistance <= limit && bestDistance < lower.length) return best;
-  // A prefix or a plural: "binDirs", "namespace" (for namespaceIsolation is too far).
-  return known.find((k) => {
-    const l = k.toLowerCase();
-    return lower.length >= 5 && (l.startsWith(lower) || lower.startsWith(l)) &&
-      Math.abs(l.length - lower.length) <= 3;
-  });
-}
-
-/** Optimal string alignment distance. */
-function editDistance(a: string, b: string): number {
-  const rows = a.length + 1;
-  const cols = b.length + 1;
-  const d: number[][] = Array.from({ length: rows }, (_, i) => {
-    const row = new Array<number>(cols).fill(0);
-    row[0] = i;
-    return row;
-  });
-  for (let j = 0; j < cols; j++) d[0][j] = j;
-  for (let i = 1; i < rows; i++) {
-    for (let j = 1; j < cols; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[rows - 1][cols - 1];
 }
 
 /**

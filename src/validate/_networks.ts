@@ -15,6 +15,8 @@ import type { Delegate } from "../multus/delegate.ts";
 import type { Context, NadEntry } from "./_context.ts";
 import { type Where, within } from "./_findings.ts";
 import { isObject, type NadInput } from "./_inputs.ts";
+import { networkConfigErrors } from "./_every_error.ts";
+import { checkNadFields } from "./_unknown_fields.ts";
 
 /** The API group/version of NetworkAttachmentDefinitions. */
 export const NAD_API_VERSION = "k8s.cni.cncf.io/v1";
@@ -119,6 +121,7 @@ export function ipamConfigs(config: NetworkConfig): Record<string, unknown>[] {
 export async function checkNad(ctx: Context, input: NadInput): Promise<NadEntry | undefined> {
   const { report } = ctx;
   const { where, object } = input;
+  checkNadFields(report, object, where);
   if (object.apiVersion !== NAD_API_VERSION) {
     report.error(
       within(where, "apiVersion"),
@@ -158,17 +161,19 @@ export async function checkNad(ctx: Context, input: NadInput): Promise<NadEntry 
       { hint: "In YAML write it as a block scalar: `config: |` followed by the JSON, indented" },
     );
   } else if (typeof text === "string" && text.trim() !== "") {
-    try {
-      let config = parseNetworkConfig(text, "spec.config");
-      if (config.name === "") config = withTopLevelKeys(config, { name }, "spec.config");
-      entry.config = config;
-      await checkNetworkConfig(ctx, config, { where: configWhere });
-    } catch (err) {
-      report.fromError(where, err, {
-        field: true,
-        hint: `Fix spec.config of the NetworkAttachmentDefinition (kubectl -n ${namespace} ` +
-          `edit network-attachment-definition ${name})`,
-      });
+    const hint = `Fix spec.config of the NetworkAttachmentDefinition (kubectl -n ${namespace} ` +
+      `edit network-attachment-definition ${name})`;
+    const errors = networkConfigErrors(text, "spec.config");
+    for (const err of errors) report.fromError(where, err, { field: true, hint });
+    if (errors.length === 0) {
+      try {
+        let config = parseNetworkConfig(text, "spec.config");
+        if (config.name === "") config = withTopLevelKeys(config, { name }, "spec.config");
+        entry.config = config;
+        await checkNetworkConfig(ctx, config, { where: configWhere });
+      } catch (err) {
+        report.fromError(where, err, { field: true, hint });
+      }
     }
   } else {
     const found = await ctx.findInConfDir(name);

@@ -21,6 +21,7 @@ import { type Where, within } from "./_findings.ts";
 import { isObject, type PodInput } from "./_inputs.ts";
 import { placeholder } from "./_multus_config.ts";
 import { ipamConfigs } from "./_networks.ts";
+import { checkSelectionKeys } from "./_unknown_fields.ts";
 
 /** One interface slot of the pod: the delegate and where its selection is written. */
 interface Slot {
@@ -50,6 +51,7 @@ export function checkPod(ctx: Context, pod: PodInput): void {
   const defaultNetwork = annotation(ctx, { pod, key: DEFAULT_NETWORK_ANNOTATION });
   if (defaultNetwork !== undefined) {
     const where = annotationWhere(DEFAULT_NETWORK_ANNOTATION);
+    checkSelectionKeys(report, defaultNetwork, where);
     const selections = parse(ctx, defaultNetwork, {
       where,
       defaultNamespace: settings.multusNamespace,
@@ -72,6 +74,7 @@ export function checkPod(ctx: Context, pod: PodInput): void {
   const networks = annotation(ctx, { pod, key: NETWORKS_ANNOTATION });
   if (networks !== undefined) {
     const where = annotationWhere(NETWORKS_ANNOTATION);
+    checkSelectionKeys(report, networks, where);
     const selections = parse(ctx, networks, {
       where,
       defaultNamespace: pod.namespace,

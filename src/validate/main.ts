@@ -2,9 +2,10 @@
  * @module
  * `multus validate`: offline checks, for air-gapped operators, of a Multus config,
  * NetworkAttachmentDefinitions and pods. It reports every problem ADD would hit (bad JSON or
- * YAML, unknown keys, missing plugin binaries, networks that cannot be resolved, annotation
- * errors, capability mismatches, interface name clashes, namespace isolation violations,
- * unsupported CNI versions) using the plugin's own loaders and resolution rules.
+ * YAML, unknown keys, missing plugin binaries, a kubeconfig the plugin cannot load, networks
+ * that cannot be resolved, annotation errors, capability mismatches, interface name clashes,
+ * namespace isolation violations, unsupported CNI versions) using the plugin's own loaders and
+ * resolution rules.
  *
  * Exit status: 0 without errors (warnings allowed), 1 with errors, 2 for usage errors.
  */
@@ -25,6 +26,8 @@ import {
   type PodInput,
   readSources,
 } from "./_inputs.ts";
+import { networkConfigErrors } from "./_every_error.ts";
+import { checkKubeconfig } from "./_kubeconfig.ts";
 import { checkMultusNetworks, type LoadedMultus, loadMultusConfig } from "./_multus_config.ts";
 import { checkNad, checkNetworkConfig } from "./_networks.ts";
 import { checkPod } from "./_pods.ts";
@@ -172,10 +175,19 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
   const usesKubernetes = podInputs.length > 0 || nadInputs.length > 0;
   for (const other of others) {
     const saved = ctx.cluster;
+    await checkKubeconfig(report, {
+      configured: other.conf.kubeconfig,
+      where: within(other.where, "kubeconfig"),
+    });
     await checkMultusNetworks(ctx, other, { usesKubernetes });
     ctx.cluster = saved;
   }
   if (loaded) {
+    await checkKubeconfig(report, {
+      configured: loaded.conf.kubeconfig,
+      override: options.kubeconfig,
+      where: within(loaded.where, "kubeconfig"),
+    });
     await checkMultusNetworks(ctx, loaded, { usesKubernetes });
   } else if (!active && podInputs.length > 0) {
     report.warning(
@@ -191,6 +203,9 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
   for (const pod of podInputs) checkPod(ctx, pod);
 
   for (const input of networkInputs) {
+    const errors = networkConfigErrors(input.text, "");
+    for (const err of errors) report.fromError(input.where, err, { field: true });
+    if (errors.length > 0) continue;
     try {
       const config = parseNetworkConfig(input.text, "");
       await checkNetworkConfig(ctx, config, { where: input.where });

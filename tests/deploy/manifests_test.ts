@@ -333,8 +333,5 @@ Deno.test("the image puts the binary where the DaemonSet runs it, under the name
   assert.match(build, /ln -f "\$out" "dist\/multus-\$docker_arch"/);
   const permissions = (await Deno.readTextFile(join(REPO, "scripts", "permission_flags"))).trim();
   assert.match(build, /read -r -a permissions <"\$root\/scripts\/permission_flags"/);
-  assert.equal(
-    permissions,
-    "--no-prompt --allow-read --allow-write --allow-run --allow-env --allow-net --allow-sys",
-  );
+  assert.equal(permissions, "--no-prompt --allow-all");
 });

@@ -22,6 +22,19 @@ Deno.test("the bundled program answers VERSION and runs ADD/DEL", async () => {
       stderr: "piped",
     }).output();
     assert.equal(built.code, 0, new TextDecoder().decode(built.stderr));
+    // A bundle hoists every static import of a `node:` module to the top, so it would load
+    // Node compatibility (tens of ms) at every start; node:http2 and node:net (device
+    // networks) and node:https (a TLS fallback) must stay behind dynamic imports.
+    const code = await Deno.readTextFile(bundle);
+    const staticNodeImports = code.match(
+      /\bimport\s*(?:[^;()"'`]*?\bfrom\s*)?["']node:[^"']*["']/g,
+    );
+    assert.deepEqual(staticNodeImports, null);
+    assert.match(
+      code,
+      /\bimport\(\s*["']node:http2["']\s*\)/,
+      "the kubelet client is in the bundle",
+    );
     const flags = (await Deno.readTextFile(join(REPO_ROOT, "scripts", "permission_flags"))).trim();
     const bin = join(dir, "bin");
     await Deno.mkdir(bin);

@@ -44,6 +44,11 @@ export interface Fault {
   retryAfter?: number;
   /** Status message of a `status` fault (default: what kube-apiserver says). */
   message?: string;
+  /**
+   * Body of a `status` fault instead of a `Status` object, sent as JSON (a string is sent as
+   * is): with `status: 200`, an answer of the wrong shape (a list, another kind, bad fields).
+   */
+  body?: unknown;
   /** How many requests it affects; default 1 for `status`, unlimited for the others. */
   times?: number;
 }
@@ -406,6 +411,10 @@ class ApiServer {
       }
       const status = fault.status ?? 500;
       const headers: Record<string, string> = {};
+      if (fault.body !== undefined) {
+        respond(status, fault.body);
+        return;
+      }
       const body = statusBody(status, fault.message ?? defaultMessage(status, url.pathname));
       if (fault.retryAfter !== undefined) {
         headers["Retry-After"] = String(fault.retryAfter);
@@ -714,7 +723,7 @@ class ApiServer {
     body: unknown,
     headers: Record<string, string> = {},
   ): void {
-    const text = JSON.stringify(body);
+    const text = typeof body === "string" ? body : JSON.stringify(body);
     res.writeHead(status, {
       "Content-Type": "application/json",
       "Content-Length": String(new TextEncoder().encode(text).length),

@@ -200,25 +200,141 @@ Deno.test("listPodResources() reads negative NUMA IDs and skips unknown fields",
   });
 });
 
-Deno.test("listPodResources() rejects answers that are not gRPC", async () => {
-  const dir = await Deno.makeTempDir();
-  const socket = join(dir, "not-grpc.sock");
+/** A kubelet stand-in that misbehaves: `node:http2` on a unix socket, answering by hand. */
+async function withFakeKubelet(
+  answer: (stream: http2.ServerHttp2Stream, path: string) => void,
+  test: (socket: string, paths: string[]) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "nfv-fake-kubelet-" });
+  const socket = join(dir, "kubelet.sock");
+  const paths: string[] = [];
   const server = http2.createServer();
   server.on("stream", (stream, headers) => {
-    if (headers[":path"]?.endsWith("/List")) {
+    const path = String(headers[":path"]);
+    paths.push(path);
+    stream.on("error", () => {});
+    stream.resume();
+    answer(stream, path);
+  });
+  await new Promise<void>((resolve) => server.listen(socket, () => resolve()));
+  try {
+    await test(socket, paths);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Answers with one gRPC message (5-byte prefix + `message`) and status OK. */
+function answerMessage(
+  stream: http2.ServerHttp2Stream,
+  message: ArrayLike<number>,
+  flags = 0,
+): void {
+  const body = new Uint8Array(5 + message.length);
+  body[0] = flags;
+  new DataView(body.buffer).setUint32(1, message.length);
+  body.set(message, 5);
+  stream.respond({ ":status": 200, "content-type": "application/grpc" }, {
+    waitForTrailers: true,
+  });
+  stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+  stream.end(body);
+}
+
+Deno.test("listPodResources() rejects answers that are not gRPC", async () => {
+  await withFakeKubelet((stream, path) => {
+    if (path.endsWith("/List")) {
       stream.respond({ ":status": 503 });
       stream.end("busy");
     } else {
       stream.respond({ ":status": 200, "content-type": "text/plain" });
       stream.end("hello");
     }
-  });
-  await new Promise<void>((resolve) => server.listen(socket, () => resolve()));
-  try {
+  }, async (socket) => {
     await assert.rejects(listPodResources({ socket }), /with HTTP status 503/);
     await assert.rejects(getPodResources(TEST_POD, { socket }), /content type "text\/plain"/);
-  } finally {
-    await new Promise((resolve) => server.close(resolve));
-    await Deno.remove(dir, { recursive: true });
+  });
+});
+
+Deno.test("fetchPodResources() reports DEADLINE_EXCEEDED from the kubelet as its own deadline, without trying List", async () => {
+  await withFakeKubelet((stream) => {
+    stream.respond({
+      ":status": 200,
+      "content-type": "application/grpc",
+      "grpc-status": "4",
+      "grpc-message": "context deadline exceeded",
+    }, { endStream: true });
+  }, async (socket, paths) => {
+    await assert.rejects(fetchPodResources(TEST_POD, { socket }), (err: unknown) => {
+      assert.ok(err instanceof PodResourcesError);
+      assert.equal(err.code, CniErrorCode.TryAgainLater);
+      assert.equal(
+        err.message,
+        `The kubelet PodResources API at "${socket}" did not answer Get within 5000 ms`,
+      );
+      return true;
+    });
+    assert.deepEqual(paths, ["/v1.PodResourcesLister/Get"]);
+  });
+});
+
+Deno.test("fetchPodResources() reports a reset stream or a dropped connection as try-again-later, without trying List", async () => {
+  for (const failure of ["reset", "drop", "drop after the headers"]) {
+    await withFakeKubelet((stream) => {
+      if (failure === "reset") stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      else if (failure === "drop") stream.session?.destroy();
+      else {
+        stream.respond({ ":status": 200, "content-type": "application/grpc" });
+        stream.write(new Uint8Array([0, 0, 0, 0, 9, 0x0a]), () => stream.session?.destroy());
+      }
+    }, async (socket, paths) => {
+      await assert.rejects(fetchPodResources(TEST_POD, { socket }), (err: unknown) => {
+        assert.ok(err instanceof PodResourcesError, `${failure}: ${err}`);
+        assert.equal(err.code, CniErrorCode.TryAgainLater, `${failure}: ${err.message}`);
+        assert.equal(err.grpcStatus, undefined);
+        assert.ok(
+          err.message.startsWith(
+            `Cannot call the kubelet PodResources API v1.PodResourcesLister/Get at "${socket}": `,
+          ),
+          err.message,
+        );
+        return true;
+      });
+      assert.deepEqual(paths, ["/v1.PodResourcesLister/Get"]);
+    });
+  }
+});
+
+Deno.test("listPodResources() refuses an answer over 16 MiB", async () => {
+  await withFakeKubelet((stream) => {
+    answerMessage(stream, new Uint8Array(16 * 1024 * 1024 + 1));
+  }, async (socket) => {
+    await assert.rejects(
+      listPodResources({ socket }),
+      /^PodResourcesError: The kubelet PodResources API answered v1.PodResourcesLister\/List with more than 16777216 bytes$/,
+    );
+  });
+});
+
+Deno.test("getPodResources() reports a malformed message as the kubelet's error", async () => {
+  const cases: [number[], number, RegExp][] = [
+    [[0x0a, 0x05, 0x0a], 0, /field runs past the end of the message$/], // length past the end
+    [[0x08, 0x01], 0, /field 1 is not a message$/], // wrong wire type
+    [[0x0a, 0x03, 0x0a, 0x01, 0xff], 0, /field 1 is not UTF-8$/],
+    [[], 1, /malformed message: compressed message although none was accepted$/],
+  ];
+  for (const [message, flags, expected] of cases) {
+    await withFakeKubelet((stream) => answerMessage(stream, message, flags), async (socket) => {
+      await assert.rejects(getPodResources(TEST_POD, { socket }), (err: unknown) => {
+        assert.ok(err instanceof PodResourcesError);
+        assert.match(
+          err.message,
+          /^The kubelet PodResources API answered v1.PodResourcesLister\/Get with a malformed message: /,
+        );
+        assert.match(err.message, expected);
+        return true;
+      });
+    });
   }
 });

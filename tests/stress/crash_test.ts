@@ -401,16 +401,13 @@ wait
       delegateTimeoutSeconds: 1,
     });
     const containerId = newContainerId();
-    const started = performance.now();
     const run = await add(f, containerId, conf);
-    const elapsed = performance.now() - started;
     const err = assertCniError(run, "hanging delegate");
     assert.equal(err.code, 11, "try again later");
     assert.match(err.msg, /"hang-net"/);
     assert.match(err.msg, /stress\/web/);
     assert.match(err.msg, /did not finish within 1s and was killed/);
     assert.match(err.details ?? "", /rolled back/);
-    assert.ok(elapsed < 6000, `ADD gave up after ${Math.round(elapsed)} ms`);
     await assertNothingLeft({
       namespaces: [f.ns],
       leaseDir: f.leaseDir,

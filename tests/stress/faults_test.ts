@@ -199,17 +199,11 @@ async function addFailsCleanly(
   names: RegExp[],
 ) {
   const label = `${c.label} at the ${stage}`;
-  const started = performance.now();
   const add = await f.run("ADD", conf);
-  const elapsed = performance.now() - started;
   const err = assertCniError(add, label);
   assert.equal(err.code, c.code, `${label}: ${add.stdout}`);
   for (const name of names) assert.match(err.msg, name, `${label}: ${add.stdout}`);
   assert.match(`${err.msg} ${err.details ?? ""}`, c.says, `${label}: ${add.stdout}`);
-  assert.ok(
-    elapsed < (API_TIMEOUT_SECONDS + 5) * 1000,
-    `${label}: ADD took ${Math.round(elapsed)} ms`,
-  );
   await f.assertClean(`${label}: after ADD`);
   const del = await f.run("DEL", conf);
   assertOk(del, `${label}: DEL with the fault still there`);
@@ -356,10 +350,8 @@ Deno.test("DEL after a successful ADD succeeds from the cache whatever the API d
           await c!.apply(f, path, path === STATUS_PATH ? "PATCH" : "GET");
         }
       }
-      const started = performance.now();
       const del = await f.run("DEL");
       assertOk(del, `${name}: DEL`);
-      assert.ok(performance.now() - started < 3000, `${name}: DEL did not wait for the API`);
       await assertNothingLeft({
         namespaces: [f.ns],
         cniDir: f.root.cniDir,

@@ -9,7 +9,10 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../../src/cni/errors.ts";
 import { loadMultusNetConf } from "../../src/multus/netconf.ts";
-import { closestKey, MULTUS_KEYS } from "../../src/validate/_multus_config.ts";
+import { parseSelection } from "../../src/multus/selection.ts";
+import { SELECTION_KEYS } from "../../src/validate/_unknown_fields.ts";
+import { MULTUS_KEYS } from "../../src/validate/_multus_config.ts";
+import { closestKey } from "../../src/validate/_suggest.ts";
 
 const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const LAUNCHER = join(REPO_ROOT, "scripts", "dev-multus");
@@ -17,6 +20,8 @@ const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "fixtures");
 const F = (path: string) => join(FIXTURES, path);
 const CONF_DIR = F("common/confdir");
 const COMMON_CONFIG = F("common/00-multus.conf");
+/** A copy of the node's kubeconfig the fixtures' configs name. */
+const KUBECONFIG = F("common/multus.kubeconfig");
 
 interface Finding {
   severity: "error" | "warning";
@@ -84,7 +89,16 @@ async function validateJson(
   options: { stdin?: string } = {},
 ): Promise<{ run: Run; ok: boolean; findings: Finding[] }> {
   const run = await validate(
-    ["--json", "--bin-dir", await fakeBinDir(), "--conf-dir", CONF_DIR, ...args],
+    [
+      "--json",
+      "--bin-dir",
+      await fakeBinDir(),
+      "--conf-dir",
+      CONF_DIR,
+      "--kubeconfig",
+      KUBECONFIG,
+      ...args,
+    ],
     options,
   );
   let parsed: { ok: boolean; findings: Finding[] };
@@ -132,6 +146,8 @@ Deno.test("validate: a clean config, NADs and pods pass with exit 0 and no findi
     await fakeBinDir(),
     "--conf-dir",
     CONF_DIR,
+    "--kubeconfig",
+    KUBECONFIG,
     "--config",
     COMMON_CONFIG,
     F("clean/nads.yaml"),
@@ -278,8 +294,8 @@ Deno.test("validate: plugin and IPAM types missing from the bin dirs are errors"
     path: "NetworkAttachmentDefinition default/typo spec.config.type",
   }, {
     severity: "error",
-    message: /^plugin "macvlann" not found in the CNI bin dirs \(/,
-    hint: /--bin-dir/,
+    message: /^plugin "macvlann" not found in the CNI bin dirs \(.*\); did you mean "macvlan"\?$/,
+    hint: /^Set the type to "macvlan" \(installed\)/,
   });
   assertFinding(findings, {
     file: nads,
@@ -288,7 +304,11 @@ Deno.test("validate: plugin and IPAM types missing from the bin dirs are errors"
   assertFinding(findings, {
     file: nads,
     path: "NetworkAttachmentDefinition default/ipam spec.config.ipam.type",
-  }, { severity: "error", message: /^plugin "whereabouts" not found/ });
+  }, {
+    severity: "error",
+    message: /^plugin "whereabouts" not found in the CNI bin dirs \([^)]*\)$/,
+    hint: /--bin-dir/,
+  });
   assertFinding(findings, {
     file: nads,
     path: "NetworkAttachmentDefinition default/notexec spec.config.type",
@@ -563,6 +583,8 @@ Deno.test("validate: text output has one line per finding, a hint line and a sum
     await fakeBinDir(),
     "--conf-dir",
     CONF_DIR,
+    "--kubeconfig",
+    KUBECONFIG,
     "--config",
     COMMON_CONFIG,
     F("ifnames/nads.yaml"),
@@ -642,6 +664,206 @@ Deno.test("validate: an unreadable file is an error finding", async () => {
     severity: "error",
     message: /no such file or directory/,
   });
+});
+
+// ---- what a new operator hits (issue 9): empty documents, the kubeconfig, typos, all errors ----
+
+Deno.test("validate: empty YAML documents (a trailing or doubled ---, as helm emits) are skipped", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "multus-validate-empty-" });
+  try {
+    // Written at run time: deno fmt would drop the empty documents of a fixture file.
+    const nads = await Deno.readTextFile(F("clean/nads.yaml"));
+    await Deno.writeTextFile(
+      join(dir, "rendered.yaml"),
+      `---\n# Source: chart/templates/nads.yaml\n${nads}\n---\n---\n# only a comment\n---\n`,
+    );
+    const pod = await Deno.readTextFile(F("clean/pod.yaml"));
+    const { run, ok, findings } = await validateJson([
+      "--config",
+      COMMON_CONFIG,
+      join(dir, "rendered.yaml"),
+      "-",
+    ], { stdin: `${pod}---\n` });
+    assert.equal(run.code, 0, JSON.stringify(findings));
+    assert.equal(ok, true);
+    assert.deepEqual(findings, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("validate: the kubeconfig the Multus config names is loaded as the plugin loads it", async () => {
+  const base = ["--json", "--bin-dir", await fakeBinDir(), "--conf-dir", CONF_DIR];
+  const findingsOf = async (args: string[]) => {
+    const run = await validate([...base, ...args]);
+    return { code: run.code, findings: JSON.parse(run.stdout).findings as Finding[] };
+  };
+  const conf = "common/00-multus.conf";
+
+  // The config names /etc/cni/net.d/multus.d/multus.kubeconfig, absent on this machine.
+  const missing = await findingsOf(["--config", COMMON_CONFIG]);
+  assert.equal(missing.code, 1);
+  assertFinding(missing.findings, { file: conf, path: "kubeconfig" }, {
+    severity: "error",
+    message:
+      /^kubeconfig "\/etc\/cni\/net\.d\/multus\.d\/multus\.kubeconfig" does not exist: the plugin fails every ADD and DEL that needs the API$/,
+    hint: /multus install writes it .*--kubeconfig/,
+  });
+
+  const garbage = await findingsOf([
+    "--config",
+    COMMON_CONFIG,
+    "--kubeconfig",
+    F("operator/garbage.kubeconfig"),
+  ]);
+  assert.equal(garbage.code, 1);
+  assertFinding(garbage.findings, { file: conf, path: "kubeconfig" }, {
+    severity: "error",
+    message: /garbage\.kubeconfig": it is not a kubeconfig/,
+  });
+
+  const directory = await findingsOf(["--config", COMMON_CONFIG, "--kubeconfig", FIXTURES]);
+  assertFinding(directory.findings, { file: conf, path: "kubeconfig" }, {
+    severity: "error",
+    message: /is not a regular file$/,
+  });
+
+  const good = await findingsOf(["--config", COMMON_CONFIG, "--kubeconfig", KUBECONFIG]);
+  assert.equal(good.code, 0, JSON.stringify(good.findings));
+  assert.deepEqual(good.findings, []);
+  // The token never reaches the output, whatever happens.
+  for (const run of [missing, garbage, directory, good]) {
+    assert.doesNotMatch(JSON.stringify(run.findings), /fixture-token/);
+  }
+});
+
+Deno.test("validate: misspelt selection keys, NAD fields and plugin types get the closest known name", async () => {
+  const { run, findings } = await validateJson([
+    "--config",
+    COMMON_CONFIG,
+    F("clean/nads.yaml"),
+    F("operator/nads.yaml"),
+    F("operator/pod.yaml"),
+  ]);
+  assert.equal(run.code, 1);
+  const pod = (path: string) => ({
+    file: "operator/pod.yaml",
+    path: `Pod default/typo ${NETWORKS}${path}`,
+  });
+  assertFinding(findings, pod("[0].interfce"), {
+    severity: "warning",
+    message:
+      /^unknown key "interfce" in the network selection is ignored by the plugin; did you mean "interface"\?$/,
+    hint: /^Rename it to "interface"$/,
+  });
+  assertFinding(findings, pod("[1].colour"), {
+    severity: "warning",
+    message: /^unknown key "colour" in the network selection is ignored by the plugin$/,
+    hint: /a selection element has name, namespace, interface/,
+  });
+  // Keys match case-insensitively, as the plugin reads them: "IPS" is ips.
+  assert.equal(findings.some((f) => f.path.endsWith(".IPS")), false);
+
+  const nad = (name: string, path: string) => ({
+    file: "operator/nads.yaml",
+    path: `NetworkAttachmentDefinition default/${name} ${path}`,
+  });
+  assertFinding(findings, nad("confg-typo", "spec.confg"), {
+    severity: "warning",
+    message:
+      /^unknown field "confg" in spec: the API server drops it \(the CRD defines "config"\); did you mean "config"\?$/,
+  });
+  assertFinding(findings, nad("type-typo", "spec.config.type"), {
+    severity: "error",
+    message: /^plugin "brigde" not found in the CNI bin dirs \(.*\); did you mean "bridge"\?$/,
+    hint: /^Set the type to "bridge" \(installed\)/,
+  });
+  assertFinding(findings, nad("type-typo", "spec.config.ipam.type"), {
+    severity: "error",
+    message: /^plugin "host-locl" not found .*; did you mean "host-local"\?$/,
+  });
+});
+
+Deno.test("validate: every key of the wrong type is reported in one run, not only the first", async () => {
+  const three = await validateJson([F("operator/00-multus-three-bad.conf")]);
+  assert.equal(three.run.code, 1);
+  const file = "operator/00-multus-three-bad.conf";
+  assertFinding(three.findings, { file, path: "namespaceIsolation" }, {
+    severity: "error",
+    message: /"namespaceIsolation" must be a boolean, got the string "yes"$/,
+  });
+  assertFinding(three.findings, { file, path: "logLevel" }, {
+    severity: "error",
+    message: /"logLevel" must be a string, got number 5$/,
+  });
+  assertFinding(three.findings, { file, path: "cniDir" }, {
+    severity: "error",
+    message: /"cniDir" must be a string, got a list$/,
+  });
+  assert.equal(three.findings.length, 3, JSON.stringify(three.findings));
+
+  // A clusterNetwork of the wrong type is one error, not also "no clusterNetwork".
+  const cluster = await validateJson([F("operator/01-multus-cluster-type.conf")]);
+  const clusterFile = "operator/01-multus-cluster-type.conf";
+  assertFinding(cluster.findings, { file: clusterFile, path: "clusterNetwork" }, {
+    severity: "error",
+    message: /"clusterNetwork" must be a string, got number 5$/,
+  });
+  assertFinding(cluster.findings, { file: clusterFile, path: "logToStderr" }, {
+    severity: "error",
+    message: /"logToStderr" must be a boolean/,
+  });
+  assert.equal(cluster.findings.length, 2, JSON.stringify(cluster.findings));
+
+  // ... but a config that really has neither delegates nor clusterNetwork says so too.
+  const none = await validateJson([F("operator/02-multus-no-network.conf")]);
+  const noneFile = "operator/02-multus-no-network.conf";
+  assertFinding(none.findings, { file: noneFile, path: "logToStderr" }, {
+    severity: "error",
+    message: /"logToStderr" must be a boolean/,
+  });
+  assertFinding(none.findings, { file: noneFile, path: "delegates" }, {
+    severity: "error",
+    message: /at least one delegate\/clusterNetwork must be specified$/,
+  });
+
+  // The same for a NAD's spec.config.
+  const nads = await validateJson(["--config", COMMON_CONFIG, F("operator/nads.yaml")]);
+  const nad = (path: string) => ({
+    file: "operator/nads.yaml",
+    path: `NetworkAttachmentDefinition default/two-bad spec.config.${path}`,
+  });
+  assertFinding(nads.findings, nad("name"), {
+    severity: "error",
+    message: /"name" must be a string, got 5$/,
+    hint: /kubectl -n default edit network-attachment-definition two-bad/,
+  });
+  assertFinding(nads.findings, nad("cniVersion"), {
+    severity: "error",
+    message: /"cniVersion" must be a string, got 1$/,
+  });
+});
+
+Deno.test("SELECTION_KEYS are keys the plugin's selection parser reads", () => {
+  for (const key of SELECTION_KEYS) {
+    // A probe value of the wrong type: a key the parser reads either fails naming itself or
+    // is taken (objects are valid for some); an unknown key is ignored without a trace.
+    try {
+      parseSelection(JSON.stringify([{ name: "net", [key]: 12345 }]), {
+        defaultNamespace: "default",
+        where: "test",
+      });
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      const field = err.field.replace(/^networks\[0\]\./, "");
+      assert.equal(field.toLowerCase(), key.toLowerCase(), err.message);
+      continue;
+    }
+    assert.ok(
+      ["deviceID", "ipam-claim-reference"].includes(key),
+      `${key} accepts a number, or the parser ignores it`,
+    );
+  }
 });
 
 // ---- unit: the key list stays in step with the plugin's loader ----

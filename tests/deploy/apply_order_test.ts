@@ -1,0 +1,94 @@
+/**
+ * @module
+ * The README's deploy commands, run with the real kubectl against a fake API server that
+ * records what is created: `kubectl apply -f deploy/` creates the CRD, then the
+ * ServiceAccount and its RBAC, then the DaemonSet that runs as that ServiceAccount (kubectl
+ * applies files in name order and documents in file order), and leaves the examples alone;
+ * `kubectl apply -f deploy/examples/` then creates the example NADs before the pod using them.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { REPO_ROOT } from "../helpers/plugin_run.ts";
+import { type FakeApiServer, startFakeApiServer } from "./_fake_apiserver.ts";
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `kubectl <args>` against the fake server, with a throw-away cache and no kubeconfig. */
+async function kubectl(api: FakeApiServer, cacheDir: string, args: string[]): Promise<Run> {
+  const out = await new Deno.Command("kubectl", {
+    args: [...args, "--server", api.url, "--cache-dir", cacheDir, "--validate=false"],
+    cwd: REPO_ROOT,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      HOME: cacheDir,
+      KUBECONFIG: join(cacheDir, "no-kubeconfig"),
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+/** The first `kubectl apply` commands of the README (the install sequence), in order. */
+async function readmeApplyCommands(): Promise<string[][]> {
+  const readme = await Deno.readTextFile(join(REPO_ROOT, "README.md"));
+  return [...readme.matchAll(/^kubectl apply (.+?)\s*(?:#.*)?$/gm)].slice(0, 2).map((
+    m,
+  ) => ["apply", ...m[1].split(/\s+/)]);
+}
+
+Deno.test("kubectl apply -f deploy/ creates the CRD, the ServiceAccount and RBAC, then the DaemonSet", async () => {
+  const commands = await readmeApplyCommands();
+  assert.deepEqual(commands, [
+    ["apply", "-f", "deploy/"],
+    ["apply", "-f", "deploy/examples/"],
+  ], "the README's apply sequence");
+
+  const api = startFakeApiServer();
+  const cacheDir = await Deno.makeTempDir({ prefix: "multus-kubectl-" });
+  try {
+    const install = await kubectl(api, cacheDir, [...commands[0], "-o", "name"]);
+    assert.equal(install.code, 0, install.stderr + api.rejected.join("\n"));
+    assert.deepEqual(api.created, [
+      "CustomResourceDefinition network-attachment-definitions.k8s.cni.cncf.io",
+      "ServiceAccount kube-system/multus",
+      "ClusterRole multus",
+      "ClusterRoleBinding multus",
+      "DaemonSet kube-system/kube-multus-ds",
+    ]);
+    assert.equal(install.stdout.trim().split("\n").length, 5, install.stdout);
+
+    const examples = await kubectl(api, cacheDir, [...commands[1], "-o", "name"]);
+    assert.equal(examples.code, 0, examples.stderr + api.rejected.join("\n"));
+    assert.deepEqual(api.created.slice(5), [
+      "NetworkAttachmentDefinition default/bridge-net",
+      "NetworkAttachmentDefinition default/macvlan-net",
+      "Pod default/multi-net-demo",
+    ]);
+    assert.deepEqual(api.rejected, []);
+  } finally {
+    await api.close();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("the fake API server serves NADs only once their CRD exists, as a cluster does", async () => {
+  const api = startFakeApiServer();
+  const cacheDir = await Deno.makeTempDir({ prefix: "multus-kubectl-" });
+  try {
+    const early = await kubectl(api, cacheDir, ["apply", "-f", "deploy/examples/nad-bridge.yaml"]);
+    assert.notEqual(early.code, 0);
+    assert.match(early.stderr, /NetworkAttachmentDefinition/);
+    assert.deepEqual(api.created, []);
+  } finally {
+    await api.close();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
