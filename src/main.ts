@@ -44,6 +44,9 @@ async function runPlugin(): Promise<number> {
     const failed = Promise.reject(err);
     return finish(await commandOutcome(env.CNI_COMMAND, undefined, () => runThin(env, failed)));
   }
+  // Routed by the configuration's type alone: the runtime picks the binary by that type, so
+  // `multus-shim` is always run with such a configuration; and `Deno.execPath()` resolves
+  // symlinks, so the name the binary was run by is not known anyway.
   if (isShimConfig(stdin)) {
     const { runShim } = await import("./shim/main.ts");
     return finish(await runShim(env, stdin));
