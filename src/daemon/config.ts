@@ -278,8 +278,9 @@ export function parseDaemonConfig(
     logFile: new RawJson(JSON.stringify(logging.file)),
     logToStderr: new RawJson(JSON.stringify(logging.toStderr)),
     logOptions: new RawJson(JSON.stringify(logging.rotation)),
+    // Multus's default level, unless the file sets one.
+    logLevel: new RawJson(JSON.stringify(logging.level ?? "panic")),
   };
-  if (logging.level) overlay.logLevel = new RawJson(JSON.stringify(logging.level));
   warnings.push(...netconf.warnings);
 
   if (d.chrootDir) {

@@ -30,6 +30,16 @@ Deno.test("parseDaemonConfig() applies Multus's defaults and ours", () => {
   assert.equal(config.queueTimeoutSeconds, DAEMON_DEFAULTS.queueTimeoutSeconds);
   assert.equal(config.logging.toStderr, true);
   assert.deepEqual(config.warnings, []);
+  // A request's own logging settings never change the process-wide logger.
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(config.overlay).map(([k, v]) => [k, v.text])),
+    {
+      logFile: '""',
+      logToStderr: "true",
+      logOptions: "{}",
+      logLevel: '"panic"',
+    },
+  );
 });
 
 Deno.test("parseDaemonConfig() matches keys case-insensitively and maps connectionLimit", () => {
