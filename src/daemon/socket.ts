@@ -6,7 +6,7 @@
  */
 
 import { dirname } from "../util/path.ts";
-import { UnixHttpError, unixHttpRequest } from "../shim/unix_http.ts";
+import { cancellableDeadline, UnixHttpError, unixHttpRequest } from "../shim/unix_http.ts";
 
 /** The socket cannot be used; the message says why and what to do. */
 export class SocketError extends Error {
@@ -64,6 +64,7 @@ async function answers(socketPath: string): Promise<boolean> {
       path: "/healthz",
       acceptTimeoutMs: PROBE_TIMEOUT_MS,
       responseTimeoutMs: PROBE_TIMEOUT_MS,
+      deadline: cancellableDeadline,
     });
     return true;
   } catch (err) {

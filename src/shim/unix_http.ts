@@ -20,6 +20,34 @@ export interface UnixHttpRequest {
   acceptTimeoutMs: number;
   /** How long the answer may take once the body is sent. */
   responseTimeoutMs: number;
+  /** Makes the deadlines (default {@linkcode processDeadline}). */
+  deadline?: (ms: number) => Deadline;
+}
+
+/** A deadline: `signal` aborts when it passes; `cancel` drops it once it is not needed. */
+export interface Deadline {
+  signal: AbortSignal;
+  cancel(): void;
+}
+
+/**
+ * A deadline from `AbortSignal.timeout`: ~1 ms at a process's start, where the first
+ * `setTimeout` costs ~20 ms (Deno 2.9 loads its Node-style timers then). It cannot be
+ * cancelled and keeps the event loop alive until it passes, so it suits a process that ends
+ * with `Deno.exit` (the shim); others use {@linkcode cancellableDeadline}.
+ */
+export function processDeadline(ms: number): Deadline {
+  return { signal: AbortSignal.timeout(ms), cancel() {} };
+}
+
+/** A deadline that can be cancelled (a `setTimeout`). */
+export function cancellableDeadline(ms: number): Deadline {
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException("The deadline passed", "TimeoutError")),
+    ms,
+  );
+  return { signal: controller.signal, cancel: () => clearTimeout(timer) };
 }
 
 /** The server's final answer. */
@@ -61,8 +89,9 @@ const encoder = new TextEncoder();
  * `stage` tells whether the server can have acted on the request.
  */
 export async function unixHttpRequest(request: UnixHttpRequest): Promise<UnixHttpResponse> {
-  const conn = await connect(request);
-  const reader = new ResponseReader(conn);
+  const deadline = request.deadline ?? processDeadline;
+  const conn = await connect(request, deadline);
+  const reader = new ResponseReader(conn, deadline);
   try {
     const body = request.body ?? new Uint8Array();
     const head = [
@@ -92,13 +121,17 @@ export async function unixHttpRequest(request: UnixHttpRequest): Promise<UnixHtt
   }
 }
 
-async function connect(request: UnixHttpRequest): Promise<Deno.UnixConn> {
+async function connect(
+  request: UnixHttpRequest,
+  deadline: (ms: number) => Deadline,
+): Promise<Deno.UnixConn> {
   const connecting = Deno.connect({ transport: "unix", path: request.socketPath });
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = deadline(request.acceptTimeoutMs);
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+    limit.signal.addEventListener(
+      "abort",
       () => reject(new UnixHttpError("connect", "timeout", "connect timed out")),
-      request.acceptTimeoutMs,
+      { once: true },
     );
   });
   try {
@@ -114,7 +147,7 @@ async function connect(request: UnixHttpRequest): Promise<Deno.UnixConn> {
     }
     throw new UnixHttpError("connect", "error", `cannot connect: ${(err as Error).message}`);
   } finally {
-    clearTimeout(timer);
+    limit.cancel();
   }
 }
 
@@ -135,24 +168,28 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 /** Reads responses (interim `1xx` ones, then the final one) from a connection. */
 class ResponseReader {
   #conn: Deno.Conn;
+  #deadline: (ms: number) => Deadline;
   #buffer = new Uint8Array(0);
   #eof = false;
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: Deno.Conn, deadline: (ms: number) => Deadline) {
     this.#conn = conn;
+    this.#deadline = deadline;
   }
 
   /** The next response on the connection, within `timeoutMs`. */
   async next(stage: ExchangeStage, timeoutMs: number): Promise<UnixHttpResponse> {
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const limit = this.#deadline(timeoutMs);
+    const onTimeout = () => {
       timedOut = true;
       try {
         this.#conn.close();
       } catch {
         // closed already
       }
-    }, timeoutMs);
+    };
+    limit.signal.addEventListener("abort", onTimeout, { once: true });
     try {
       for (;;) {
         const parsed = this.#parse(stage);
@@ -163,7 +200,8 @@ class ResponseReader {
         await this.#fill(stage, () => timedOut, timeoutMs);
       }
     } finally {
-      clearTimeout(timer);
+      limit.signal.removeEventListener("abort", onTimeout);
+      limit.cancel();
     }
   }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UnixHttpError, unixHttpRequest } from "./unix_http.ts";
+import { cancellableDeadline, UnixHttpError, unixHttpRequest } from "./unix_http.ts";
 
 /** A raw unix-socket server answering each connection with `answer(requestText)`. */
 async function rawServer(answer: (conn: Deno.Conn) => Promise<void>) {
@@ -48,6 +48,7 @@ function request(path: string, body = "hello", timeouts = { accept: 2000, respon
     body: new TextEncoder().encode(body),
     acceptTimeoutMs: timeouts.accept,
     responseTimeoutMs: timeouts.response,
+    deadline: cancellableDeadline,
   });
 }
 

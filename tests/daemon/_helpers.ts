@@ -16,7 +16,11 @@ import {
   uniqueSuffix,
 } from "../helpers/plugin_run.ts";
 import { deleteHostLink, TestNetns } from "../helpers/netns.ts";
-import { unixHttpRequest, type UnixHttpResponse } from "../../src/shim/unix_http.ts";
+import {
+  cancellableDeadline,
+  unixHttpRequest,
+  type UnixHttpResponse,
+} from "../../src/shim/unix_http.ts";
 
 /** A CNI node for thick-mode tests. */
 export interface Node {
@@ -284,6 +288,7 @@ export function socketRequest(
     body: bytes,
     acceptTimeoutMs: 10_000,
     responseTimeoutMs: 60_000,
+    deadline: cancellableDeadline,
   }).then((res) => ({ ...res, text: new TextDecoder().decode(res.body) }));
 }
 
