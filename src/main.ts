@@ -35,7 +35,7 @@ async function runPlugin(): Promise<number> {
   }
   let cniVersion: string | undefined;
   try {
-    const { runCniCommand } = await import("./multus/plugin.ts");
+    const { runCniCommand } = await import("./multus/run/command.ts");
     const out = await runCniCommand(env, async () => {
       const text = await new Response(Deno.stdin.readable).text();
       cniVersion = sniffCniVersion(text);

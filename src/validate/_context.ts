@@ -7,9 +7,9 @@
 
 import { findPlugin } from "../cni/exec.ts";
 import type { NetworkConfig } from "../cni/network_config.ts";
-import { configFiles, findConfigByName, loadConfigFromPath } from "../multus/conf_dir.ts";
-import type { Delegate } from "../multus/delegate.ts";
-import { type MultusNetConf, NETCONF_DEFAULTS } from "../multus/netconf.ts";
+import { configFiles, findConfigByName, loadConfigFromPath } from "../multus/config/conf_dir.ts";
+import type { Delegate } from "../multus/plan/delegate.ts";
+import { type MultusNetConf, NETCONF_DEFAULTS } from "../multus/config/netconf.ts";
 import { join } from "../util/path.ts";
 import type { Report, Where } from "./_findings.ts";
 import { closestKey } from "./_suggest.ts";

@@ -7,15 +7,15 @@
  */
 
 import { ConfigError } from "../cni/errors.ts";
-import { type Delegate, planInterfaces } from "../multus/delegate.ts";
-import { checkRequestCapabilities } from "../multus/requests.ts";
+import { type Delegate, planInterfaces } from "../multus/plan/delegate.ts";
+import { checkRequestCapabilities } from "../multus/plan/requests.ts";
 import {
   DEFAULT_NETWORK_ANNOTATION,
   NETWORKS_ANNOTATION,
   type NetworkSelection,
   parseSelection,
   selectionToDelegate,
-} from "../multus/selection.ts";
+} from "../multus/plan/selection.ts";
 import type { Context } from "./_context.ts";
 import { type Where, within } from "./_findings.ts";
 import { isObject, type PodInput } from "./_inputs.ts";

@@ -3,7 +3,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { StorageError } from "../../src/cni/errors.ts";
-import { checkpointEntriesOf, parseCheckpoint, readCheckpoint } from "../../src/nfv/checkpoint.ts";
+import {
+  checkpointEntriesOf,
+  parseCheckpoint,
+  readCheckpoint,
+} from "../../src/kubelet/checkpoint.ts";
 import { CHECKPOINT_POD_UID as UID, checkpointText } from "./_kubelet.ts";
 
 Deno.test("parseCheckpoint() reads entries, NUMA nodes in ascending order", () => {

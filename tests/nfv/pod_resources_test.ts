@@ -13,7 +13,7 @@ import {
   GrpcStatus,
   listPodResources,
   PodResourcesError,
-} from "../../src/nfv/pod_resources.ts";
+} from "../../src/kubelet/pod_resources.ts";
 import { type KubeletConfig, OTHER_POD, startKubeletServer, TEST_POD } from "./_kubelet.ts";
 
 async function withKubelet(

@@ -3,9 +3,9 @@
  * `readinessindicatorfile`: ADD waits, bounded, for the default network to say it is ready.
  */
 
-import { CniError, CniErrorCode } from "../cni/errors.ts";
-import { resolve } from "../util/path.ts";
-import { type Invocation, podLabel } from "./invocation.ts";
+import { CniError, CniErrorCode } from "../../cni/errors.ts";
+import { resolve } from "../../util/path.ts";
+import { type Invocation, podLabel } from "../config/invocation.ts";
 
 /** Waits until the readiness indicator file exists; fails clearly after the timeout. */
 export async function waitForReadinessIndicator(inv: Invocation): Promise<void> {

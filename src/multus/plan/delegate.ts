@@ -4,8 +4,8 @@
  * one), with what the pod requested for it, and the interface name it gets.
  */
 
-import { ConfigError } from "../cni/errors.ts";
-import type { NetworkConfig } from "../cni/network_config.ts";
+import { ConfigError } from "../../cni/errors.ts";
+import type { NetworkConfig } from "../../cni/network_config.ts";
 
 /** Port mapping request (CNI `portMappings` capability). */
 export interface PortMapping {

@@ -4,10 +4,10 @@
  * environment, else none (delegates and files only). Read once per run.
  */
 
-import { KubeClient } from "../k8s/client.ts";
-import type { NetworkAttachmentDefinition, Pod } from "../k8s/types.ts";
-import { inClusterCredentials, loadKubeconfig } from "../k8s/kubeconfig.ts";
-import type { Invocation } from "./invocation.ts";
+import { KubeClient } from "../../k8s/client.ts";
+import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
+import { inClusterCredentials, loadKubeconfig } from "../../k8s/kubeconfig.ts";
+import type { Invocation } from "../config/invocation.ts";
 
 let session: Promise<KubeClient | undefined> | undefined;
 

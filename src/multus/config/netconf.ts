@@ -6,11 +6,11 @@
  */
 
 import * as z from "zod/mini";
-import { ConfigError } from "../cni/errors.ts";
-import { type NetworkConfig, parseNetworkConfig } from "../cni/network_config.ts";
-import { rawArrayElements } from "../cni/raw_json.ts";
-import { parseConfigText } from "../cni/request.ts";
-import { type LogLevel, parseLogLevel } from "../log/logger.ts";
+import { ConfigError } from "../../cni/errors.ts";
+import { type NetworkConfig, parseNetworkConfig } from "../../cni/network_config.ts";
+import { rawArrayElements } from "../../cni/raw_json.ts";
+import { parseConfigText } from "../../cni/request.ts";
+import { type LogLevel, parseLogLevel } from "../../log/logger.ts";
 
 /** Rotation settings of the log file (Multus `logOptions`). */
 export interface LogOptions {

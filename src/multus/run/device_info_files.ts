@@ -6,9 +6,9 @@
  * is loaded only for delegates with a device.
  */
 
-import { log } from "../log/logger.ts";
-import type { PlannedDelegate } from "./delegate.ts";
-import type { Invocation } from "./invocation.ts";
+import { log } from "../../log/logger.ts";
+import type { PlannedDelegate } from "../plan/delegate.ts";
+import type { Invocation } from "../config/invocation.ts";
 
 function options(inv: Invocation) {
   return { cniDir: `${inv.conf.deviceInfoDir}/cni`, dpDir: `${inv.conf.deviceInfoDir}/dp` };
@@ -24,14 +24,14 @@ export async function deviceInfoFileFor(
   d: PlannedDelegate,
 ): Promise<string | undefined> {
   if (!d.deviceID || d.isMaster) return undefined;
-  const { deviceInfoPath } = await import("../nfv/device_info.ts");
+  const { deviceInfoPath } = await import("../../kubelet/device_info.ts");
   return deviceInfoPath(attachment(inv, d), options(inv));
 }
 
 /** Copies the device plugin's file for the delegate's device; failures are only logged. */
 export async function writeDeviceInfoFor(inv: Invocation, d: PlannedDelegate): Promise<void> {
   if (!d.deviceID || !d.resourceName || d.isMaster) return;
-  const { writeDeviceInfo } = await import("../nfv/device_info.ts");
+  const { writeDeviceInfo } = await import("../../kubelet/device_info.ts");
   try {
     await writeDeviceInfo(attachment(inv, d), {
       resourceName: d.resourceName,
@@ -47,7 +47,7 @@ export async function writeDeviceInfoFor(inv: Invocation, d: PlannedDelegate): P
 /** The device-info of the delegate's device, for network-status; undefined when none. */
 export async function readDeviceInfoFor(inv: Invocation, d: PlannedDelegate): Promise<unknown> {
   if (!d.deviceID || d.isMaster) return undefined;
-  const { readDeviceInfo } = await import("../nfv/device_info.ts");
+  const { readDeviceInfo } = await import("../../kubelet/device_info.ts");
   try {
     return await readDeviceInfo(attachment(inv, d), options(inv));
   } catch (err) {
@@ -61,7 +61,7 @@ export async function readDeviceInfoFor(inv: Invocation, d: PlannedDelegate): Pr
 /** Removes the delegate's device-info file (DEL, rollback); absent is fine. */
 export async function removeDeviceInfoFor(inv: Invocation, d: PlannedDelegate): Promise<void> {
   if (!d.deviceID || d.isMaster) return;
-  const { removeDeviceInfo } = await import("../nfv/device_info.ts");
+  const { removeDeviceInfo } = await import("../../kubelet/device_info.ts");
   try {
     await removeDeviceInfo(attachment(inv, d), options(inv));
   } catch (err) {

@@ -7,12 +7,12 @@
  * reports default routes differently, and the add is then silently skipped.)
  */
 
-import { CniError, CniErrorCode, ConfigError } from "../cni/errors.ts";
-import { readCachedResult, writeCachedResult } from "../cni/result_cache.ts";
-import { ipFamily } from "../util/ip.ts";
-import { log } from "../log/logger.ts";
+import { CniError, CniErrorCode, ConfigError } from "../../cni/errors.ts";
+import { readCachedResult, writeCachedResult } from "../../cni/result_cache.ts";
+import { ipFamily } from "../../util/ip.ts";
+import { log } from "../../log/logger.ts";
 import type { Delegate, PlannedDelegate } from "./delegate.ts";
-import type { Invocation } from "./invocation.ts";
+import type { Invocation } from "../config/invocation.ts";
 
 /** A requested default gateway. */
 interface GatewayRequest {

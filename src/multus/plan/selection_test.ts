@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../cni/errors.ts";
+import { ConfigError } from "../../cni/errors.ts";
 import { parseSelection } from "./selection.ts";
 
 const opts = {

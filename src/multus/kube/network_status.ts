@@ -4,8 +4,8 @@
  * entry per sandbox interface of each delegate's result.
  */
 
-import { convertResult, type Dns, type ResultCurrent } from "../cni/result.ts";
-import type { AttachedNetwork } from "./resolve.ts";
+import { convertResult, type Dns, type ResultCurrent } from "../../cni/result.ts";
+import type { AttachedNetwork } from "../run/resolve.ts";
 
 /** Pod annotation written after ADD. */
 export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";

@@ -5,8 +5,8 @@
  * the declared capabilities before anything runs; IPs and MAC are checked in the result.
  */
 
-import { CniErrorCode, ConfigError } from "../cni/errors.ts";
-import { type CniResult, convertResult, type ResultCurrent } from "../cni/result.ts";
+import { CniErrorCode, ConfigError } from "../../cni/errors.ts";
+import { type CniResult, convertResult, type ResultCurrent } from "../../cni/result.ts";
 import type { Delegate, PlannedDelegate } from "./delegate.ts";
 
 const UNVERIFIABLE: [keyof Delegate, string, string][] = [

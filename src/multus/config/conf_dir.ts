@@ -4,11 +4,11 @@
  * (decision 7), and `clusterNetwork` given as a file or directory path.
  */
 
-import { extname, join } from "../util/path.ts";
-import { ConfigError } from "../cni/errors.ts";
-import { type NetworkConfig, parseNetworkConfig } from "../cni/network_config.ts";
-import { parseConfigText } from "../cni/request.ts";
-import { log } from "../log/logger.ts";
+import { extname, join } from "../../util/path.ts";
+import { ConfigError } from "../../cni/errors.ts";
+import { type NetworkConfig, parseNetworkConfig } from "../../cni/network_config.ts";
+import { parseConfigText } from "../../cni/request.ts";
+import { log } from "../../log/logger.ts";
 
 const CONFIG_EXTENSIONS = new Set([".conf", ".json", ".conflist"]);
 

@@ -4,13 +4,24 @@
  * failure roll back what was attached, in reverse order, so nothing is left (decision 10).
  */
 
-import { CniError, CniErrorCode } from "../cni/errors.ts";
-import { addNetwork, delNetwork } from "../cni/invoke.ts";
-import { validateIfName, validateNetworkName } from "../cni/request.ts";
-import { type CniResult, convertResult, type ResultCurrent, resultToJson } from "../cni/result.ts";
-import { log } from "../log/logger.ts";
-import { planInterfaces } from "./delegate.ts";
-import { delegateArgs, explain, type Invocation, podLabel, runtimeConfFor } from "./invocation.ts";
+import { CniError, CniErrorCode } from "../../cni/errors.ts";
+import { addNetwork, delNetwork } from "../../cni/invoke.ts";
+import { validateIfName, validateNetworkName } from "../../cni/request.ts";
+import {
+  type CniResult,
+  convertResult,
+  type ResultCurrent,
+  resultToJson,
+} from "../../cni/result.ts";
+import { log } from "../../log/logger.ts";
+import { planInterfaces } from "../plan/delegate.ts";
+import {
+  delegateArgs,
+  explain,
+  type Invocation,
+  podLabel,
+  runtimeConfFor,
+} from "../config/invocation.ts";
 import { type AttachedNetwork, planAdd } from "./resolve.ts";
 import {
   type CachedDelegate,
@@ -19,8 +30,8 @@ import {
   saveScratchCache,
 } from "./scratch_cache.ts";
 import { waitForReadinessIndicator } from "./readiness.ts";
-import { checkRequestCapabilities, verifyRequests } from "./requests.ts";
-import { applyDefaultRoutes, checkDefaultRouteRequests } from "./default_route.ts";
+import { checkRequestCapabilities, verifyRequests } from "../plan/requests.ts";
+import { applyDefaultRoutes, checkDefaultRouteRequests } from "../plan/default_route.ts";
 import {
   deviceInfoFileFor,
   readDeviceInfoFor,

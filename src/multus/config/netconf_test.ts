@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError } from "../cni/errors.ts";
+import { ConfigError } from "../../cni/errors.ts";
 import { loadMultusNetConf, NETCONF_DEFAULTS, recoverCniDir } from "./netconf.ts";
 
 const bridge = '{"cniVersion":"1.0.0","name":"b","type":"bridge","mtu":12345678901234567890}';

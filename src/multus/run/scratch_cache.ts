@@ -10,12 +10,12 @@
  * Multus or before we recorded it) belong to an unknown network.
  */
 
-import { join } from "../util/path.ts";
-import { StorageError } from "../cni/errors.ts";
-import { parseNetworkConfig } from "../cni/network_config.ts";
-import { validateContainerId } from "../cni/request.ts";
-import { removeStaleTempFiles, writeFileAtomic } from "../util/atomic_write.ts";
-import type { PlannedDelegate } from "./delegate.ts";
+import { join } from "../../util/path.ts";
+import { StorageError } from "../../cni/errors.ts";
+import { parseNetworkConfig } from "../../cni/network_config.ts";
+import { validateContainerId } from "../../cni/request.ts";
+import { removeStaleTempFiles, writeFileAtomic } from "../../util/atomic_write.ts";
+import type { PlannedDelegate } from "../plan/delegate.ts";
 
 /** Who the attachment belongs to. */
 export interface PodIdentity {

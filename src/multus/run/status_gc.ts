@@ -4,16 +4,16 @@
  * no longer lists, and passes GC on to the delegates).
  */
 
-import { CniErrorCode, ConfigError } from "../cni/errors.ts";
-import { delNetwork, gcNetwork, statusNetwork, type ValidAttachment } from "../cni/invoke.ts";
-import { listCachedAttachments } from "../cni/result_cache.ts";
-import type { NetworkConfig } from "../cni/network_config.ts";
-import { log } from "../log/logger.ts";
-import { type Invocation, pluginPath, runtimeConfFor } from "./invocation.ts";
+import { CniErrorCode, ConfigError } from "../../cni/errors.ts";
+import { delNetwork, gcNetwork, statusNetwork, type ValidAttachment } from "../../cni/invoke.ts";
+import { listCachedAttachments } from "../../cni/result_cache.ts";
+import type { NetworkConfig } from "../../cni/network_config.ts";
+import { log } from "../../log/logger.ts";
+import { type Invocation, pluginPath, runtimeConfFor } from "../config/invocation.ts";
 import { defaultNetwork } from "./resolve.ts";
 import { loadScratchCache, removeScratchCache } from "./scratch_cache.ts";
-import { CniError } from "../cni/errors.ts";
-import { validateContainerId } from "../cni/request.ts";
+import { CniError } from "../../cni/errors.ts";
+import { validateContainerId } from "../../cni/request.ts";
 
 /** STATUS: the default network's plugins answer for us. */
 export async function cmdStatus(inv: Invocation): Promise<void> {

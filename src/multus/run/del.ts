@@ -7,11 +7,11 @@
  * fails when it could release nothing in its place.
  */
 
-import { CniError, CniErrorCode } from "../cni/errors.ts";
-import { delNetwork } from "../cni/invoke.ts";
-import { log } from "../log/logger.ts";
-import { assignInterfaceNames } from "./delegate.ts";
-import { type Invocation, podLabel, runtimeConfFor } from "./invocation.ts";
+import { CniError, CniErrorCode } from "../../cni/errors.ts";
+import { delNetwork } from "../../cni/invoke.ts";
+import { log } from "../../log/logger.ts";
+import { assignInterfaceNames } from "../plan/delegate.ts";
+import { type Invocation, podLabel, runtimeConfFor } from "../config/invocation.ts";
 import { planDelWithoutCache } from "./resolve.ts";
 import { removeDeviceInfoFor } from "./device_info_files.ts";
 import { type CachedDelegate, loadScratchCache, removeScratchCache } from "./scratch_cache.ts";

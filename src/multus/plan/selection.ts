@@ -5,11 +5,11 @@
  * name the pod, the element and the field (decision 5).
  */
 
-import { ipFamily as isIP } from "../util/ip.ts";
-import { CniErrorCode, ConfigError } from "../cni/errors.ts";
-import { validateIfName } from "../cni/request.ts";
+import { ipFamily as isIP } from "../../util/ip.ts";
+import { CniErrorCode, ConfigError } from "../../cni/errors.ts";
+import { validateIfName } from "../../cni/request.ts";
 import type { BandwidthEntry, Delegate, PortMapping } from "./delegate.ts";
-import type { NetworkConfig } from "../cni/network_config.ts";
+import type { NetworkConfig } from "../../cni/network_config.ts";
 
 /** Pod annotation listing the extra networks. */
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";

@@ -5,31 +5,35 @@
  * anything is attached; the network-status annotation is written in one request afterwards.
  */
 
-import { CniError, CniErrorCode, ConfigError } from "../cni/errors.ts";
-import { type NetworkConfig, parseNetworkConfig, withTopLevelKeys } from "../cni/network_config.ts";
-import { RawJson, setTopLevelKeys } from "../cni/raw_json.ts";
-import { convertResult, type ResultCurrent } from "../cni/result.ts";
-import type { KubeClient } from "../k8s/client.ts";
-import { K8sApiError } from "../k8s/errors.ts";
-import type { NetworkAttachmentDefinition, Pod } from "../k8s/types.ts";
-import { log } from "../log/logger.ts";
-import { findConfigByName, loadConfigFromPath } from "./conf_dir.ts";
-import type { Delegate } from "./delegate.ts";
-import { explain, type Invocation, podLabel } from "./invocation.ts";
-import { openKubeClient, readNad, readPod } from "./kube_session.ts";
+import { CniError, CniErrorCode, ConfigError } from "../../cni/errors.ts";
+import {
+  type NetworkConfig,
+  parseNetworkConfig,
+  withTopLevelKeys,
+} from "../../cni/network_config.ts";
+import { RawJson, setTopLevelKeys } from "../../cni/raw_json.ts";
+import { convertResult, type ResultCurrent } from "../../cni/result.ts";
+import type { KubeClient } from "../../k8s/client.ts";
+import { K8sApiError } from "../../k8s/errors.ts";
+import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
+import { log } from "../../log/logger.ts";
+import { findConfigByName, loadConfigFromPath } from "../config/conf_dir.ts";
+import type { Delegate } from "../plan/delegate.ts";
+import { explain, type Invocation, podLabel } from "../config/invocation.ts";
+import { openKubeClient, readNad, readPod } from "./session.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
   networkStatuses,
 } from "./network_status.ts";
-import type { AddPlan, AttachedNetwork, DelRebuild } from "./resolve.ts";
+import type { AddPlan, AttachedNetwork, DelRebuild } from "../run/resolve.ts";
 import {
   DEFAULT_NETWORK_ANNOTATION,
   NETWORKS_ANNOTATION,
   type NetworkSelection,
   parseSelection,
   selectionToDelegate,
-} from "./selection.ts";
+} from "../plan/selection.ts";
 
 /** Longest wait for events at the end of ADD; they never fail or slow ADD beyond this. */
 const EVENT_WAIT_MS = 1000;
@@ -44,7 +48,7 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     ? { namespace: inv.pod!.namespace, name: inv.pod!.name, uid: pod.metadata.uid ?? inv.pod!.uid }
     : inv.pod;
   if (identity && delegates.some((d) => d.resourceName)) {
-    const { assignDeviceIds } = await import("../nfv/device_ids.ts");
+    const { assignDeviceIds } = await import("../../kubelet/device_ids.ts");
     await assignDeviceIds(identity, delegates, {
       podResourcesSocket: inv.conf.podResourcesSocket,
       checkpointFile: inv.conf.deviceCheckpointFile,

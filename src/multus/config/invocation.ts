@@ -4,12 +4,12 @@
  * the per-delegate runtime parameters derived from them (inventory 4.5, 4.6; decisions 11, 12).
  */
 
-import { CniError } from "../cni/errors.ts";
-import type { RuntimeConf } from "../cni/invoke.ts";
-import type { CniRequest } from "../cni/request.ts";
+import { CniError } from "../../cni/errors.ts";
+import type { RuntimeConf } from "../../cni/invoke.ts";
+import type { CniRequest } from "../../cni/request.ts";
 import type { MultusNetConf } from "./netconf.ts";
-import type { PlannedDelegate } from "./delegate.ts";
-import type { CachedDelegate, PodIdentity } from "./scratch_cache.ts";
+import type { PlannedDelegate } from "../plan/delegate.ts";
+import type { CachedDelegate, PodIdentity } from "../run/scratch_cache.ts";
 
 /** The request and configuration of this run. */
 export interface Invocation {

@@ -3,11 +3,11 @@
  * CNI CHECK: runs CHECK on every attached delegate that speaks 0.4.0 or later.
  */
 
-import { checkNetwork } from "../cni/invoke.ts";
-import { versionAtLeast } from "../cni/version.ts";
-import { log } from "../log/logger.ts";
-import { planInterfaces } from "./delegate.ts";
-import { explain, type Invocation, podLabel, runtimeConfFor } from "./invocation.ts";
+import { checkNetwork } from "../../cni/invoke.ts";
+import { versionAtLeast } from "../../cni/version.ts";
+import { log } from "../../log/logger.ts";
+import { planInterfaces } from "../plan/delegate.ts";
+import { explain, type Invocation, podLabel, runtimeConfFor } from "../config/invocation.ts";
 import { staticNetworks } from "./resolve.ts";
 import { type CachedDelegate, loadScratchCache } from "./scratch_cache.ts";
 

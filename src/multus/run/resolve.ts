@@ -5,9 +5,9 @@
  * through the API before anything runs (see `k8s_networks.ts`).
  */
 
-import type { CniResult } from "../cni/result.ts";
-import type { Delegate } from "./delegate.ts";
-import type { Invocation } from "./invocation.ts";
+import type { CniResult } from "../../cni/result.ts";
+import type { Delegate } from "../plan/delegate.ts";
+import type { Invocation } from "../config/invocation.ts";
 import type { PodIdentity } from "./scratch_cache.ts";
 
 /** A delegate attached by ADD, with its result. */
@@ -34,7 +34,7 @@ export interface AddPlan {
 /** Networks to add for this invocation. */
 export async function planAdd(inv: Invocation): Promise<AddPlan> {
   if (usesKubernetes(inv)) {
-    const { planKubernetesAdd } = await import("./k8s_networks.ts");
+    const { planKubernetesAdd } = await import("../kube/networks.ts");
     return await planKubernetesAdd(inv);
   }
   return { delegates: staticDelegates(inv), pod: inv.pod };
@@ -57,7 +57,7 @@ export interface DelRebuild {
  */
 export async function planDelWithoutCache(inv: Invocation): Promise<DelRebuild> {
   if (usesKubernetes(inv)) {
-    const { planKubernetesDelWithoutCache } = await import("./k8s_networks.ts");
+    const { planKubernetesDelWithoutCache } = await import("../kube/networks.ts");
     return await planKubernetesDelWithoutCache(inv);
   }
   return { delegates: staticDelegates(inv) };
@@ -71,7 +71,7 @@ export function staticNetworks(inv: Invocation): Delegate[] {
 /** The cluster default network (STATUS, GC). */
 export async function defaultNetwork(inv: Invocation): Promise<Delegate> {
   if (inv.conf.clusterNetwork !== "") {
-    const { resolveClusterNetwork } = await import("./k8s_networks.ts");
+    const { resolveClusterNetwork } = await import("../kube/networks.ts");
     return await resolveClusterNetwork(inv);
   }
   return staticDelegates(inv)[0];

@@ -4,28 +4,28 @@
  * the command. Returns what goes to stdout; errors are thrown and printed by `main.ts`.
  */
 
-import { CniError, CniErrorCode } from "../cni/errors.ts";
+import { CniError, CniErrorCode } from "../../cni/errors.ts";
 import {
   type CniRequest,
   parseConfigText,
   parseRequest,
   validateNetworkName,
-} from "../cni/request.ts";
+} from "../../cni/request.ts";
 import {
   CURRENT_VERSION,
   isSupportedVersion,
   SUPPORTED_VERSIONS,
   versionAtLeast,
-} from "../cni/version.ts";
-import { log } from "../log/logger.ts";
+} from "../../cni/version.ts";
+import { log } from "../../log/logger.ts";
 import {
   fallbackNetConf,
   loadMultusNetConf,
   type MultusNetConf,
   NETCONF_DEFAULTS,
   recoverCniDir,
-} from "./netconf.ts";
-import { type Invocation, podFromArgs, podLabel } from "./invocation.ts";
+} from "../config/netconf.ts";
+import { type Invocation, podFromArgs, podLabel } from "../config/invocation.ts";
 import type { PodIdentity } from "./scratch_cache.ts";
 import { usesKubernetes } from "./resolve.ts";
 
@@ -85,7 +85,7 @@ export async function runCniCommand(
   switch (request.command) {
     case "ADD": {
       await checkNetnsFor(inv);
-      if (usesKubernetes(inv)) (await import("./kube_session.ts")).prefetchPod(inv);
+      if (usesKubernetes(inv)) (await import("../kube/session.ts")).prefetchPod(inv);
       const { cmdAdd } = await import("./add.ts");
       return await cmdAdd(inv);
     }

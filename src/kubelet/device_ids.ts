@@ -15,7 +15,7 @@ import { CniError, ConfigError } from "../cni/errors.ts";
 import { type NetworkConfig, parseNetworkConfig } from "../cni/network_config.ts";
 import { rawArrayElements, RawJson, rawValueAt, setTopLevelKeys } from "../cni/raw_json.ts";
 import { log } from "../log/logger.ts";
-import type { Delegate } from "../multus/delegate.ts";
+import type { Delegate } from "../multus/plan/delegate.ts";
 import { checkpointEntriesOf, DEFAULT_CHECKPOINT_FILE } from "./checkpoint.ts";
 import {
   DEFAULT_POD_RESOURCES_SOCKET,
