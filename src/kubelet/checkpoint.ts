@@ -10,7 +10,7 @@
  * "Checksum":…}`. Older kubelets wrote `DeviceIDs` as a plain list; both are read.
  */
 
-import { StorageError } from "../cni/errors.ts";
+import { StorageError } from "../util/errors.ts";
 
 /** Where the kubelet keeps its device checkpoint. */
 export const DEFAULT_CHECKPOINT_FILE =

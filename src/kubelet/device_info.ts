@@ -12,7 +12,7 @@
  */
 
 import { dirname, join } from "../util/path.ts";
-import { ConfigError, StorageError } from "../cni/errors.ts";
+import { ConfigError, StorageError } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
 

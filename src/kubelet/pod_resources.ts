@@ -15,7 +15,7 @@
 
 import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
-import { CniError, CniErrorCode } from "../cni/errors.ts";
+import { CodedError, ErrorCode } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import {
   decodeGetResponse,
@@ -91,7 +91,7 @@ export interface PodResourcesLookup {
 }
 
 /** The PodResources API could not be reached or answered with an error. */
-export class PodResourcesError extends CniError {
+export class PodResourcesError extends CodedError {
   override name = "PodResourcesError";
   /** The kubelet socket. */
   readonly socket: string;
@@ -111,7 +111,7 @@ export class PodResourcesError extends CniError {
       cause?: unknown;
     } = {},
   ) {
-    super(options.code ?? CniErrorCode.Internal, message, {
+    super(options.code ?? ErrorCode.Internal, message, {
       details: options.details,
       cause: options.cause,
     });
@@ -188,7 +188,7 @@ async function withConnection<T>(
       socket,
       `The kubelet PodResources API at "${socket}" did not answer ${current} within ${timeoutMs} ms`,
       {
-        code: CniErrorCode.TryAgainLater,
+        code: ErrorCode.TryAgainLater,
         details: "Check that the kubelet is running and healthy on this node",
         cause,
       },
@@ -274,7 +274,7 @@ function connected(connection: Socket, socket: string): Promise<void> {
             : `Cannot connect to the kubelet PodResources socket "${socket}": ${err.message}`,
           {
             socketMissing: missing,
-            code: transient ? CniErrorCode.TryAgainLater : CniErrorCode.Internal,
+            code: transient ? ErrorCode.TryAgainLater : ErrorCode.Internal,
             details: missing
               ? undefined
               : transient
@@ -404,7 +404,7 @@ async function unaryCall(
         : `Cannot call the kubelet PodResources API ${what} at "${socket}": ${
           (err as Error).message
         }`,
-      { code: CniErrorCode.TryAgainLater, cause: err },
+      { code: ErrorCode.TryAgainLater, cause: err },
     );
   }
   if (response.status !== 200) {
@@ -438,7 +438,7 @@ async function unaryCall(
       }`,
       {
         grpcStatus: status,
-        code: transient ? CniErrorCode.TryAgainLater : CniErrorCode.Internal,
+        code: transient ? ErrorCode.TryAgainLater : ErrorCode.Internal,
       },
     );
   }

@@ -9,11 +9,8 @@ import { join } from "node:path";
 import { CniError, ConfigError } from "../../src/cni/errors.ts";
 import { parseNetworkConfig } from "../../src/cni/network_config.ts";
 import type { Delegate } from "../../src/multus/plan/delegate.ts";
-import {
-  assignDeviceIds,
-  injectDeviceId,
-  podDeviceAllocation,
-} from "../../src/kubelet/device_ids.ts";
+import { podDeviceAllocation } from "../../src/kubelet/allocation.ts";
+import { assignDeviceIds, injectDeviceId } from "../../src/multus/kube/device_ids.ts";
 import {
   CHECKPOINT_POD_UID,
   checkpointText,

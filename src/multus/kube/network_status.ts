@@ -5,7 +5,7 @@
  */
 
 import { convertResult, type Dns, type ResultCurrent } from "../../cni/result.ts";
-import type { AttachedNetwork } from "../run/resolve.ts";
+import type { AttachedNetwork } from "../plan/plans.ts";
 
 /** Pod annotation written after ADD. */
 export const NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status";

@@ -19,14 +19,15 @@ import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
 import { log } from "../../log/logger.ts";
 import { findConfigByName, loadConfigFromPath } from "../config/conf_dir.ts";
 import type { Delegate } from "../plan/delegate.ts";
-import { explain, type Invocation, podLabel } from "../config/invocation.ts";
+import { type Invocation, podLabel } from "../config/invocation.ts";
+import { explain } from "../../util/errors.ts";
 import { openKubeClient, readNad, readPod } from "./session.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
   networkStatuses,
 } from "./network_status.ts";
-import type { AddPlan, AttachedNetwork, DelRebuild } from "../run/resolve.ts";
+import type { AddPlan, AttachedNetwork, DelRebuild } from "../plan/plans.ts";
 import {
   DEFAULT_NETWORK_ANNOTATION,
   NETWORKS_ANNOTATION,
@@ -48,7 +49,7 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     ? { namespace: inv.pod!.namespace, name: inv.pod!.name, uid: pod.metadata.uid ?? inv.pod!.uid }
     : inv.pod;
   if (identity && delegates.some((d) => d.resourceName)) {
-    const { assignDeviceIds } = await import("../../kubelet/device_ids.ts");
+    const { assignDeviceIds } = await import("./device_ids.ts");
     await assignDeviceIds(identity, delegates, {
       podResourcesSocket: inv.conf.podResourcesSocket,
       checkpointFile: inv.conf.deviceCheckpointFile,

@@ -6,6 +6,7 @@
 
 import { ConfigError } from "../../cni/errors.ts";
 import type { NetworkConfig } from "../../cni/network_config.ts";
+import type { PodIdentity } from "../config/invocation.ts";
 
 /** Port mapping request (CNI `portMappings` capability). */
 export interface PortMapping {
@@ -87,4 +88,14 @@ export function assignInterfaceNames(delegates: Delegate[], cniIfName: string): 
 /** Network name of a delegate's configuration, for messages. */
 export function delegateLabel(d: Pick<Delegate, "name" | "config">): string {
   return d.name || d.config.name || "(unnamed network)";
+}
+
+/** A delegate as attached at ADD, with the exact parameters DEL must repeat. */
+export interface CachedDelegate extends PlannedDelegate {
+  /** CNI_ARGS pairs given to the delegate at ADD (without the ADD-only MAC=/IP=). */
+  args?: [string, string][];
+  /** Capability arguments given at ADD. */
+  capabilityArgs?: Record<string, unknown>;
+  /** The pod, when known. */
+  pod?: PodIdentity;
 }

@@ -15,14 +15,11 @@ import {
 } from "../../cni/result.ts";
 import { log } from "../../log/logger.ts";
 import { planInterfaces } from "../plan/delegate.ts";
-import {
-  delegateArgs,
-  explain,
-  type Invocation,
-  podLabel,
-  runtimeConfFor,
-} from "../config/invocation.ts";
-import { type AttachedNetwork, planAdd } from "./resolve.ts";
+import { type Invocation, podLabel } from "../config/invocation.ts";
+import { delegateArgs, runtimeConfFor } from "../plan/runtime_conf.ts";
+import type { AttachedNetwork } from "../plan/plans.ts";
+import { explain } from "../../util/errors.ts";
+import { planAdd } from "./resolve.ts";
 import {
   type CachedDelegate,
   loadScratchCache,

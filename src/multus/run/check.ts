@@ -7,7 +7,9 @@ import { checkNetwork } from "../../cni/invoke.ts";
 import { versionAtLeast } from "../../cni/version.ts";
 import { log } from "../../log/logger.ts";
 import { planInterfaces } from "../plan/delegate.ts";
-import { explain, type Invocation, podLabel, runtimeConfFor } from "../config/invocation.ts";
+import { type Invocation, podLabel } from "../config/invocation.ts";
+import { runtimeConfFor } from "../plan/runtime_conf.ts";
+import { explain } from "../../util/errors.ts";
 import { staticNetworks } from "./resolve.ts";
 import { type CachedDelegate, loadScratchCache } from "./scratch_cache.ts";
 

@@ -26,7 +26,7 @@ import {
   recoverCniDir,
 } from "../config/netconf.ts";
 import { type Invocation, podFromArgs, podLabel } from "../config/invocation.ts";
-import type { PodIdentity } from "./scratch_cache.ts";
+import type { PodIdentity } from "../config/invocation.ts";
 import { usesKubernetes } from "./resolve.ts";
 
 /** The outcome of one CNI command. */

@@ -2,34 +2,12 @@
  * @module
  * Which networks a pod gets. Delegates mode: the static `delegates` list. Kubernetes mode
  * (a kubeconfig is configured): the cluster network plus the pod's annotations, resolved
- * through the API before anything runs (see `k8s_networks.ts`).
+ * through the API before anything runs (see `multus/kube/networks.ts`).
  */
 
-import type { CniResult } from "../../cni/result.ts";
 import type { Delegate } from "../plan/delegate.ts";
 import type { Invocation } from "../config/invocation.ts";
-import type { PodIdentity } from "./scratch_cache.ts";
-
-/** A delegate attached by ADD, with its result. */
-export interface AttachedNetwork {
-  delegate: Delegate & { ifName: string; isMaster: boolean };
-  result: CniResult;
-  /** The device-info (spec 1.1.0) of the device handed to the delegate, when known. */
-  deviceInfo?: unknown;
-}
-
-/** What ADD must do for this pod. */
-export interface AddPlan {
-  delegates: Delegate[];
-  /** The pod, with its UID from the API when it was looked up. */
-  pod?: PodIdentity;
-  /** Runs after every delegate succeeded (network-status); a failure rolls ADD back. */
-  publish?: (attached: AttachedNetwork[]) => Promise<void>;
-  /** Extra work that must not delay ADD (events); awaited with a short cap at the end. */
-  background?: (attached: AttachedNetwork[]) => Promise<void>;
-  /** Set when ADD must succeed without attaching anything (the pod no longer exists). */
-  emptyResult?: boolean;
-}
+import type { AddPlan, DelRebuild } from "../plan/plans.ts";
 
 /** Networks to add for this invocation. */
 export async function planAdd(inv: Invocation): Promise<AddPlan> {
@@ -38,16 +16,6 @@ export async function planAdd(inv: Invocation): Promise<AddPlan> {
     return await planKubernetesAdd(inv);
   }
   return { delegates: staticDelegates(inv), pod: inv.pod };
-}
-
-/** The networks a DEL without a readable scratch cache can rebuild. */
-export interface DelRebuild {
-  delegates: Delegate[];
-  /**
-   * Set when the pod's own networks may be missing because the API server could not be asked
-   * (a retry later may find them): what went wrong.
-   */
-  incomplete?: string;
 }
 
 /**

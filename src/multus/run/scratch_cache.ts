@@ -15,24 +15,10 @@ import { StorageError } from "../../cni/errors.ts";
 import { parseNetworkConfig } from "../../cni/network_config.ts";
 import { validateContainerId } from "../../cni/request.ts";
 import { removeStaleTempFiles, writeFileAtomic } from "../../util/atomic_write.ts";
-import type { PlannedDelegate } from "../plan/delegate.ts";
+import type { CachedDelegate } from "../plan/delegate.ts";
+import type { PodIdentity } from "../config/invocation.ts";
 
-/** Who the attachment belongs to. */
-export interface PodIdentity {
-  namespace: string;
-  name: string;
-  uid: string;
-}
-
-/** A delegate as attached at ADD, with the exact parameters DEL must repeat. */
-export interface CachedDelegate extends PlannedDelegate {
-  /** CNI_ARGS pairs given to the delegate at ADD (without the ADD-only MAC=/IP=). */
-  args?: [string, string][];
-  /** Capability arguments given at ADD. */
-  capabilityArgs?: Record<string, unknown>;
-  /** The pod, when known. */
-  pod?: PodIdentity;
-}
+export type { CachedDelegate };
 
 /** Path of a container's scratch cache; the container id is validated first. */
 export function scratchCachePath(cniDir: string, containerId: string): string {

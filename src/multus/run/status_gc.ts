@@ -9,7 +9,8 @@ import { delNetwork, gcNetwork, statusNetwork, type ValidAttachment } from "../.
 import { listCachedAttachments } from "../../cni/result_cache.ts";
 import type { NetworkConfig } from "../../cni/network_config.ts";
 import { log } from "../../log/logger.ts";
-import { type Invocation, pluginPath, runtimeConfFor } from "../config/invocation.ts";
+import type { Invocation } from "../config/invocation.ts";
+import { pluginPath, runtimeConfFor } from "../plan/runtime_conf.ts";
 import { defaultNetwork } from "./resolve.ts";
 import { loadScratchCache, removeScratchCache } from "./scratch_cache.ts";
 import { CniError } from "../../cni/errors.ts";
