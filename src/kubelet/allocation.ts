@@ -7,7 +7,7 @@
  */
 
 import { CodedError, ConfigError, errorCode, errorMessage } from "../util/errors.ts";
-import { log } from "../log/logger.ts";
+import { log as rootLog, type Logger } from "../log/logger.ts";
 import { checkpointEntriesOf, DEFAULT_CHECKPOINT_FILE } from "./checkpoint.ts";
 import {
   DEFAULT_POD_RESOURCES_SOCKET,
@@ -32,6 +32,8 @@ export interface DeviceSourceOptions {
   checkpointFile?: string;
   /** Deadline of the PodResources look-up in ms (default 5000). */
   timeoutMs?: number;
+  /** The request's logger (default: the root logger). */
+  log?: Logger;
 }
 
 /** The devices the kubelet allocated to a pod, and where that was read. */
@@ -76,7 +78,7 @@ export async function podDeviceAllocation(
       const message = errorMessage(err);
       throw wrap(err, `Cannot find the devices the kubelet allocated to ${podText}: ${message}`);
     }
-    log.debug(`${err.message}; reading the kubelet device checkpoint instead`);
+    (options.log ?? rootLog).debug(`${err.message}; reading the kubelet device checkpoint instead`);
   }
   const file = options.checkpointFile ?? DEFAULT_CHECKPOINT_FILE;
   try {

@@ -1,10 +1,15 @@
 /**
  * @module
- * One run of the plugin: the CNI request, the Multus configuration, the pod it is for, and
- * the per-delegate runtime parameters derived from them (inventory 4.5, 4.6; decisions 11, 12).
+ * One request: the CNI request, the Multus configuration, the pod it is for, and the values
+ * it works with (its logger, its API session, the way delegates are run). Everything a
+ * request needs travels in this value; nothing outlives it but what its creator shares.
  */
 
+import type { Exec } from "../../cni/exec.ts";
 import type { CniRequest } from "../../cni/request.ts";
+import type { KubeClient } from "../../k8s/client.ts";
+import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
+import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "./netconf.ts";
 
 /** Who the attachment belongs to. */
@@ -27,6 +32,30 @@ export interface Invocation {
    * why, and whether its `cniDir` could still be read from the text.
    */
   unusableConf?: { error: unknown; cniDirKnown: boolean };
+  /** The environment the request came with (in-cluster API variables are read from it). */
+  env: Record<string, string | undefined>;
+  /** This request's logger: its lines name the container and pod; sinks are shared. */
+  log: Logger;
+  /**
+   * This request's API session, opened on first use (the same one every time); undefined
+   * without API access. Rejects when the configured access cannot be used.
+   */
+  kube: () => Promise<KubeSession | undefined>;
+  /** How delegate plugins are found and run (a fake in unit tests). */
+  exec: Exec;
+}
+
+/**
+ * A request's session with the API server (`multus/kube/session.ts`): the client, and reads
+ * made once per request.
+ */
+export interface KubeSession {
+  /** The client (a daemon's is shared by its requests). */
+  readonly client: KubeClient;
+  /** Reads a NetworkAttachmentDefinition once per request. */
+  readNad(namespace: string, name: string): Promise<NetworkAttachmentDefinition>;
+  /** Reads the pod once per request (the read may have been started early). */
+  readPod(namespace: string, name: string): Promise<Pod>;
 }
 
 /** Reads the pod identity from CNI_ARGS (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, `K8S_POD_UID`). */

@@ -11,7 +11,7 @@
 import { ConfigError } from "../../cni/errors.ts";
 import { type NetworkConfig, parseNetworkConfig } from "../../cni/network_config.ts";
 import { rawArrayElements, RawJson, rawValueAt, setTopLevelKeys } from "../../cni/raw_json.ts";
-import { log } from "../../log/logger.ts";
+import { log as rootLog } from "../../log/logger.ts";
 import {
   type DeviceSourceOptions,
   podDeviceAllocation,
@@ -37,6 +37,7 @@ export async function assignDeviceIds(
 ): Promise<void> {
   const wanted = delegates.filter((d) => d.resourceName);
   if (wanted.length === 0) return;
+  const log = options.log ?? rootLog;
   const allocation = await podDeviceAllocation(pod, options);
   const podText = `pod "${pod.namespace}/${pod.name}"`;
   const used = new Map<string, number>();

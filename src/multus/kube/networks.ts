@@ -13,15 +13,12 @@ import {
 } from "../../cni/network_config.ts";
 import { RawJson, setTopLevelKeys } from "../../cni/raw_json.ts";
 import { convertResult, type ResultCurrent } from "../../cni/result.ts";
-import type { KubeClient } from "../../k8s/client.ts";
 import { K8sApiError } from "../../k8s/errors.ts";
 import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
-import { log } from "../../log/logger.ts";
 import { findConfigByName, loadConfigFromPath } from "../config/conf_dir.ts";
 import type { Delegate } from "../plan/delegate.ts";
-import { type Invocation, podLabel } from "../config/invocation.ts";
+import { type Invocation, type KubeSession, podLabel } from "../config/invocation.ts";
 import { explain } from "../../util/errors.ts";
-import { openKubeClient, readNad, readPod } from "./session.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
@@ -41,7 +38,7 @@ const EVENT_WAIT_MS = 1000;
 
 /** Plans ADD in Kubernetes mode. */
 export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
-  const kube = await openKubeClient(inv);
+  const kube = await inv.kube();
   let pod: Pod | undefined;
   if (kube && inv.pod) pod = await getPodForAdd(inv, kube);
   const delegates = await resolveNetworks(inv, kube, pod, { forAdd: true });
@@ -53,6 +50,7 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     await assignDeviceIds(identity, delegates, {
       podResourcesSocket: inv.conf.podResourcesSocket,
       checkpointFile: inv.conf.deviceCheckpointFile,
+      log: inv.log,
     });
   }
   const plan: AddPlan = { delegates, pod: identity };
@@ -61,11 +59,11 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     if (!inv.conf.systemNamespaces.includes(inv.pod!.namespace)) {
       plan.publish = async (attached) => {
         const value = formatNetworkStatus(networkStatuses(attached));
-        await kube.setPodAnnotations(podObject, { [NETWORK_STATUS_ANNOTATION]: value });
+        await kube.client.setPodAnnotations(podObject, { [NETWORK_STATUS_ANNOTATION]: value });
       };
     }
     plan.background = (attached) =>
-      withCap(sendAddedEvents(kube, podObject, attached), EVENT_WAIT_MS);
+      withCap(sendAddedEvents(inv, { kube, pod: podObject, attached }), EVENT_WAIT_MS);
   }
   return plan;
 }
@@ -77,14 +75,14 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
  * could not be asked and a later retry may know more.
  */
 export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<DelRebuild> {
-  let kube: KubeClient | undefined;
+  let kube: KubeSession | undefined;
   let pod: Pod | undefined;
   let incomplete: string | undefined;
   try {
-    kube = await openKubeClient(inv);
-    if (kube && inv.pod) pod = await readPod(kube, inv.pod.namespace, inv.pod.name);
+    kube = await inv.kube();
+    if (kube && inv.pod) pod = await kube.readPod(inv.pod.namespace, inv.pod.name);
   } catch (err) {
-    log.warn(
+    inv.log.warn(
       `DEL of ${podLabel(inv)}: cannot read the pod (${
         (err as Error).message
       }); deleting the networks known without the API`,
@@ -99,7 +97,9 @@ export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<De
       incomplete,
     };
   } catch (err) {
-    log.warn(`DEL of ${podLabel(inv)}: cannot rebuild the networks (${(err as Error).message})`);
+    inv.log.warn(
+      `DEL of ${podLabel(inv)}: cannot rebuild the networks (${(err as Error).message})`,
+    );
     if (apiUnavailable(err)) incomplete ??= (err as Error).message;
     if (!pod) return { delegates: [], incomplete };
   }
@@ -110,7 +110,7 @@ export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<De
       incomplete,
     };
   } catch (err) {
-    log.warn(
+    inv.log.warn(
       `DEL of ${podLabel(inv)}: cannot rebuild the cluster network (${(err as Error).message})`,
     );
     return { delegates: [], incomplete };
@@ -127,15 +127,15 @@ function apiUnavailable(err: unknown): boolean {
 
 /** The cluster default network (STATUS, GC and planning). */
 export async function resolveClusterNetwork(inv: Invocation): Promise<Delegate> {
-  const kube = await openKubeClient(inv).catch(() => undefined);
+  const kube = await inv.kube().catch(() => undefined);
   return await resolveNamedNetwork(inv, kube, inv.conf.clusterNetwork, "clusterNetwork");
 }
 
-async function getPodForAdd(inv: Invocation, kube: KubeClient): Promise<Pod> {
+async function getPodForAdd(inv: Invocation, kube: KubeSession): Promise<Pod> {
   const { namespace, name, uid } = inv.pod!;
   let pod: Pod;
   try {
-    pod = await readPod(kube, namespace, name);
+    pod = await kube.readPod(namespace, name);
   } catch (err) {
     if (err instanceof K8sApiError && err.notFound) {
       throw new CniError(
@@ -168,7 +168,7 @@ async function getPodForAdd(inv: Invocation, kube: KubeClient): Promise<Pod> {
 /** Resolves every network of the pod, in order; nothing runs before all are known. */
 async function resolveNetworks(
   inv: Invocation,
-  kube: KubeClient | undefined,
+  kube: KubeSession | undefined,
   pod: Pod | undefined,
   { forAdd }: { forAdd: boolean },
 ): Promise<Delegate[]> {
@@ -243,7 +243,7 @@ function checkNamespaceIsolation(inv: Invocation, s: NetworkSelection): void {
 /** A NAD named in an annotation → delegate, with the pod's requests. */
 async function delegateFromSelection(
   inv: Invocation,
-  kube: KubeClient,
+  kube: KubeSession,
   pod: Pod,
   s: NetworkSelection,
   forAdd: boolean,
@@ -251,14 +251,14 @@ async function delegateFromSelection(
   const label = `${s.namespace}/${s.name}`;
   let nad: NetworkAttachmentDefinition;
   try {
-    nad = await readNad(kube, s.namespace, s.name);
+    nad = await kube.readNad(s.namespace, s.name);
   } catch (err) {
     if (err instanceof K8sApiError && err.notFound) {
       const message =
         `cannot find a network-attachment-definition (${s.name}) in namespace (${s.namespace})`;
       if (forAdd) {
         await withCap(
-          kube.createEvent(pod, { type: "Warning", reason: "NoNetworkFound", message }).then(
+          kube.client.createEvent(pod, { type: "Warning", reason: "NoNetworkFound", message }).then(
             () => {},
           ),
           EVENT_WAIT_MS,
@@ -366,7 +366,7 @@ function withCniArgs(
  */
 async function resolveNamedNetwork(
   inv: Invocation,
-  kube: KubeClient | undefined,
+  kube: KubeSession | undefined,
   value: string,
   key: string,
 ): Promise<Delegate> {
@@ -377,7 +377,7 @@ async function resolveNamedNetwork(
   }
   if (kube) {
     try {
-      const nad = await readNad(kube, conf.multusNamespace, value);
+      const nad = await kube.readNad(conf.multusNamespace, value);
       const label = `${conf.multusNamespace}/${value}`;
       return { name: label, config: await nadConfig(inv, nad, label) };
     } catch (err) {
@@ -409,9 +409,8 @@ async function resolveNamedNetwork(
 
 /** `AddedInterface` events, concurrently. */
 async function sendAddedEvents(
-  kube: KubeClient,
-  pod: Pod,
-  attached: AttachedNetwork[],
+  inv: Invocation,
+  { kube, pod, attached }: { kube: KubeSession; pod: Pod; attached: AttachedNetwork[] },
 ): Promise<void> {
   await Promise.all(attached.map(async ({ delegate, result }) => {
     const current = convertResult(result, "1.1.0") as ResultCurrent;
@@ -419,9 +418,9 @@ async function sendAddedEvents(
     const ips = (current.ips ?? []).map((ip) => ip.address).join(" ");
     const message = `Add ${delegate.ifName} [${ips}] from ${delegate.name}`;
     try {
-      await kube.createEvent(pod, { type: "Normal", reason: "AddedInterface", message });
+      await kube.client.createEvent(pod, { type: "Normal", reason: "AddedInterface", message });
     } catch (err) {
-      log.verbose(`event "${message}" not sent: ${(err as Error).message}`);
+      inv.log.verbose(`event "${message}" not sent: ${(err as Error).message}`);
     }
   }));
 }

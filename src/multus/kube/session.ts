@@ -1,25 +1,31 @@
 /**
  * @module
- * The API client of this run: from `kubeconfig` when set, else from the in-cluster
- * environment, else none (delegates and files only). Read once per run.
+ * A request's session with the API server: the client (this request's own, or a daemon's
+ * shared one) and the reads this request made, so a pod naming one network twice costs one
+ * request and the pod read started early is the one ADD uses. A session lives as long as
+ * its request; only the client and its connections may be shared.
  */
 
 import { KubeClient } from "../../k8s/client.ts";
 import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
 import { inClusterCredentials, loadKubeconfig } from "../../k8s/kubeconfig.ts";
-import type { Invocation } from "../config/invocation.ts";
+import type { Invocation, KubeSession } from "../config/invocation.ts";
+import type { MultusNetConf } from "../config/netconf.ts";
 
-let session: Promise<KubeClient | undefined> | undefined;
+/** Opens the API client a configuration names; undefined without API access. */
+export type OpenKubeClient = (
+  conf: MultusNetConf,
+  env: Record<string, string | undefined>,
+) => Promise<KubeClient | undefined>;
 
-/** The API client for this run, or undefined when no API access is configured. */
-export function openKubeClient(inv: Invocation): Promise<KubeClient | undefined> {
-  session ??= create(inv);
-  return session;
-}
-
-async function create(inv: Invocation): Promise<KubeClient | undefined> {
-  const { conf } = inv;
-  const env = Deno.env.toObject();
+/**
+ * The client of a configuration: from `kubeconfig` when set, else from the in-cluster
+ * environment, else none (delegates and files only).
+ */
+export async function openKubeClient(
+  conf: MultusNetConf,
+  env: Record<string, string | undefined>,
+): Promise<KubeClient | undefined> {
   const total = conf.apiTimeoutSeconds * 1000;
   const requestTimeoutMs = Math.min(10_000, total);
   // Each credential file gets the time of one API request.
@@ -32,39 +38,46 @@ async function create(inv: Invocation): Promise<KubeClient | undefined> {
   return new KubeClient(credentials, { totalTimeoutMs: total, requestTimeoutMs });
 }
 
-const nads = new Map<string, Promise<NetworkAttachmentDefinition>>();
-
-/**
- * Reads a NetworkAttachmentDefinition once per run: a pod that names the same network twice
- * (two interfaces on one network) costs one request.
- */
-export function readNad(
-  kube: KubeClient,
-  namespace: string,
-  name: string,
-): Promise<NetworkAttachmentDefinition> {
-  const key = `${namespace}/${name}`;
-  let read = nads.get(key);
-  if (!read) {
-    read = kube.getNetworkAttachmentDefinition(namespace, name);
-    nads.set(key, read);
-  }
-  return read;
+/** Opens the session of one request, or undefined when there is no API access. */
+export async function openKubeSession(
+  inv: Pick<Invocation, "conf" | "env">,
+  open: OpenKubeClient = openKubeClient,
+): Promise<KubeSession | undefined> {
+  const client = await open(inv.conf, inv.env);
+  return client ? new RequestKubeSession(client) : undefined;
 }
 
-let podRead: { key: string; read: Promise<Pod> } | undefined;
+/** A {@linkcode KubeSession} that remembers its reads for the length of one request. */
+class RequestKubeSession implements KubeSession {
+  readonly client: KubeClient;
+  readonly #nads = new Map<string, Promise<NetworkAttachmentDefinition>>();
+  #podRead: { key: string; read: Promise<Pod> } | undefined;
 
-/** Reads the pod once per run (the read may have been started early by {@linkcode prefetchPod}). */
-export function readPod(kube: KubeClient, namespace: string, name: string): Promise<Pod> {
-  const key = `${namespace}/${name}`;
-  if (podRead?.key !== key) {
-    const read = kube.getPod(namespace, name);
-    // Awaited later by the caller; a failure must not surface as an unhandled rejection when
-    // ADD stops earlier for another reason.
-    read.catch(() => {});
-    podRead = { key, read };
+  constructor(client: KubeClient) {
+    this.client = client;
   }
-  return podRead.read;
+
+  readNad(namespace: string, name: string): Promise<NetworkAttachmentDefinition> {
+    const key = `${namespace}/${name}`;
+    let read = this.#nads.get(key);
+    if (!read) {
+      read = this.client.getNetworkAttachmentDefinition(namespace, name);
+      this.#nads.set(key, read);
+    }
+    return read;
+  }
+
+  readPod(namespace: string, name: string): Promise<Pod> {
+    const key = `${namespace}/${name}`;
+    if (this.#podRead?.key !== key) {
+      const read = this.client.getPod(namespace, name);
+      // Awaited later by the caller; a failure must not surface as an unhandled rejection
+      // when ADD stops earlier for another reason.
+      read.catch(() => {});
+      this.#podRead = { key, read };
+    }
+    return this.#podRead.read;
+  }
 }
 
 /**
@@ -74,7 +87,7 @@ export function readPod(kube: KubeClient, namespace: string, name: string): Prom
 export function prefetchPod(inv: Invocation): void {
   const pod = inv.pod;
   if (!pod) return;
-  openKubeClient(inv).then((kube) => {
-    if (kube) readPod(kube, pod.namespace, pod.name);
+  inv.kube().then((session) => {
+    if (session) session.readPod(pod.namespace, pod.name);
   }).catch(() => {});
 }

@@ -10,7 +10,6 @@
 import { CniError, CniErrorCode, ConfigError } from "../../cni/errors.ts";
 import { readCachedResult, writeCachedResult } from "../../cni/result_cache.ts";
 import { ipFamily } from "../../util/ip.ts";
-import { log } from "../../log/logger.ts";
 import type { Delegate, PlannedDelegate } from "./delegate.ts";
 import type { Invocation } from "../config/invocation.ts";
 
@@ -76,9 +75,12 @@ export async function applyDefaultRoutes(
       "dev",
       req.delegate.ifName,
     ]);
-    log.verbose(`default route (IPv${req.family}) via ${req.gateway} on ${req.delegate.ifName}`, {
-      network: req.delegate.name,
-    });
+    inv.log.verbose(
+      `default route (IPv${req.family}) via ${req.gateway} on ${req.delegate.ifName}`,
+      {
+        network: req.delegate.name,
+      },
+    );
     for (const d of delegates) await rewriteCachedRoutes(inv, d, req);
   }
 }

@@ -72,5 +72,7 @@ export function runtimeConfFor(
     path: pluginPath(inv),
     cacheDir: inv.conf.cniDir,
     timeoutMs: inv.conf.delegateTimeoutSeconds * 1000,
+    exec: inv.exec,
+    log: inv.log,
   };
 }

@@ -13,12 +13,11 @@ import {
   type ResultCurrent,
   resultToJson,
 } from "../../cni/result.ts";
-import { log } from "../../log/logger.ts";
 import { planInterfaces } from "../plan/delegate.ts";
 import { type Invocation, podLabel } from "../config/invocation.ts";
 import { delegateArgs, runtimeConfFor } from "../plan/runtime_conf.ts";
 import type { AttachedNetwork } from "../plan/plans.ts";
-import { explain } from "../../util/errors.ts";
+import { errorMessage, explain } from "../../util/errors.ts";
 import { planAdd } from "./resolve.ts";
 import {
   type CachedDelegate,
@@ -76,64 +75,48 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
     throw explain(err, `Cannot add networks to ${podLabel(inv)}`);
   }
 
+  // From here on every failure rolls back what was attached, through one path.
   const attached: AttachedNetwork[] = [];
-  for (let i = 0; i < delegates.length; i++) {
-    const d = delegates[i];
-    const what = `Cannot attach network "${d.name}" as ${d.ifName} to ${podLabel(inv)}`;
-    let added = false;
-    try {
-      log.verbose(`ADD ${d.name} as ${d.ifName}`, { network: d.name });
+  let step = { what: "", attachedSoFar: 0, addFailed: false };
+  let output: string;
+  let background: Promise<void> | undefined;
+  try {
+    for (const [i, d] of delegates.entries()) {
+      const what = `Cannot attach network "${d.name}" as ${d.ifName} to ${podLabel(inv)}`;
+      step = { what, attachedSoFar: i + 1, addFailed: true };
+      inv.log.verbose(`ADD ${d.name} as ${d.ifName}`, { network: d.name });
       await writeDeviceInfoFor(inv, d);
       const result = await addNetwork(d.config, runtimeConfFor(inv, d, "ADD"));
-      added = true;
+      step.addFailed = false;
       attached.push({ delegate: d, result, deviceInfo: await readDeviceInfoFor(inv, d) });
       verifyRequests(d, result);
-      log.verbose(`ADD ${d.name} as ${d.ifName} done: ${resultToJson(result)}`, {
+      inv.log.verbose(`ADD ${d.name} as ${d.ifName} done: ${resultToJson(result)}`, {
         network: d.name,
       });
-    } catch (err) {
-      throw await rollBack(inv, delegates.slice(0, i + 1), explain(err, what), !added);
     }
-  }
-
-  try {
+    const all = delegates.length;
+    step = {
+      what: `Cannot set the default route of ${podLabel(inv)}`,
+      attachedSoFar: all,
+      addFailed: false,
+    };
     await applyDefaultRoutes(inv, delegates);
+    step.what = `Cannot return the result of "${
+      delegates[0].name
+    }" as version "${conf.cniVersion}"`;
+    output = resultToJson(convertResult(attached[0].result, conf.cniVersion));
+    background = plan.background?.(attached).catch((err) =>
+      inv.log.warn(`could not send events: ${errorMessage(err)}`)
+    );
+    step.what = `Cannot publish the network status of ${podLabel(inv)}`;
+    await plan.publish?.(attached);
   } catch (err) {
     throw await rollBack(
       inv,
-      delegates,
-      explain(err, `Cannot set the default route of ${podLabel(inv)}`),
+      delegates.slice(0, step.attachedSoFar),
+      explain(err, step.what),
+      step.addFailed,
     );
-  }
-
-  const master = attached[0].result;
-  let output: string;
-  try {
-    output = resultToJson(convertResult(master, conf.cniVersion));
-  } catch (err) {
-    throw await rollBack(
-      inv,
-      delegates,
-      explain(
-        err,
-        `Cannot return the result of "${delegates[0].name}" as version "${conf.cniVersion}"`,
-      ),
-    );
-  }
-
-  const background = plan.background?.(attached).catch((err) =>
-    log.warn(`could not send events: ${(err as Error).message}`)
-  );
-  if (plan.publish) {
-    try {
-      await plan.publish(attached);
-    } catch (err) {
-      throw await rollBack(
-        inv,
-        delegates,
-        explain(err, `Cannot publish the network status of ${podLabel(inv)}`),
-      );
-    }
   }
   await background;
   return output;
@@ -190,7 +173,7 @@ async function rollBack(
       // The delegate whose ADD failed cleans up after itself (CNI spec); its DEL is a
       // courtesy that often fails for the same reason as its ADD.
       if (i === failed && lastAddFailed) {
-        log.verbose(`rollback DEL of the failed delegate ${message}`);
+        inv.log.verbose(`rollback DEL of the failed delegate ${message}`);
       } else failures.push(message);
     }
   }
@@ -202,7 +185,7 @@ async function rollBack(
   const rolledBack = failures.length === 0
     ? "every network attached so far was rolled back"
     : `rollback could not release: ${failures.join("; ")}; the runtime's DEL will retry`;
-  log.error(`${cause.message} (${rolledBack})`);
+  inv.log.error(`${cause.message} (${rolledBack})`);
   return new CniError(cause.code, cause.message, {
     details: [cause.details, rolledBack].filter(Boolean).join("; "),
     cause,

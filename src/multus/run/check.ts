@@ -5,7 +5,6 @@
 
 import { checkNetwork } from "../../cni/invoke.ts";
 import { versionAtLeast } from "../../cni/version.ts";
-import { log } from "../../log/logger.ts";
 import { planInterfaces } from "../plan/delegate.ts";
 import { type Invocation, podLabel } from "../config/invocation.ts";
 import { runtimeConfFor } from "../plan/runtime_conf.ts";
@@ -22,7 +21,7 @@ export async function cmdCheck(inv: Invocation): Promise<void> {
     : planInterfaces(staticNetworks(inv), request.ifName);
   for (const d of delegates) {
     if (!versionAtLeast(d.config.cniVersion, "0.4.0")) {
-      log.verbose(
+      inv.log.verbose(
         `CHECK skips ${d.name}: its cniVersion ${d.config.cniVersion || "0.1.0"} has no CHECK`,
       );
       continue;

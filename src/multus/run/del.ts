@@ -9,7 +9,6 @@
 
 import { CniError, CniErrorCode } from "../../cni/errors.ts";
 import { delNetwork } from "../../cni/invoke.ts";
-import { log } from "../../log/logger.ts";
 import { assignInterfaceNames } from "../plan/delegate.ts";
 import { type Invocation, podLabel } from "../config/invocation.ts";
 import { runtimeConfFor } from "../plan/runtime_conf.ts";
@@ -47,7 +46,7 @@ export async function cmdDel(inv: Invocation): Promise<void> {
 
   if (inv.unusableConf) {
     if (!inv.unusableConf.cniDirKnown) throw cniDirUnknown(inv);
-    log.warn(
+    inv.log.warn(
       `DEL of ${
         podLabel(inv)
       }: no scratch cache in ${conf.cniDir} and no usable configuration to rebuild the networks from; nothing known to delete`,
@@ -60,7 +59,9 @@ export async function cmdDel(inv: Invocation): Promise<void> {
   // Networks rebuilt without a cache may never have been attached by us: their failures are
   // reported in the log only, so a pod whose ADD never ran cannot stick in Terminating.
   if (outcome.failures.length > 0) {
-    log.warn(`DEL of ${podLabel(inv)} without a scratch cache: ${outcome.failures.join(" / ")}`);
+    inv.log.warn(
+      `DEL of ${podLabel(inv)} without a scratch cache: ${outcome.failures.join(" / ")}`,
+    );
   }
   // Also when absent: a temp file of a write the plugin was killed in may be left.
   await removeCache(inv);
@@ -79,7 +80,7 @@ async function deleteInPlaceOfCorruptCache(
   const what = `Cannot release the networks of ${
     podLabel(inv)
   }: its scratch cache ${path} cannot be read (${reason})`;
-  log.error(`${what}; the file is kept, deleting the networks that can be rebuilt instead`);
+  inv.log.error(`${what}; the file is kept, deleting the networks that can be rebuilt instead`);
   const rebuilt: Rebuilt = inv.unusableConf ? { delegates: [] } : await rebuild(inv);
   if (rebuilt.delegates.length === 0) {
     const source = inv.unusableConf
@@ -112,9 +113,9 @@ async function deleteInPlaceOfCorruptCache(
     );
   }
   if (outcome.failures.length > 0) {
-    log.warn(`DEL of ${podLabel(inv)}: ${outcome.failures.join(" / ")}`);
+    inv.log.warn(`DEL of ${podLabel(inv)}: ${outcome.failures.join(" / ")}`);
   }
-  log.error(
+  inv.log.error(
     `DEL of ${
       podLabel(inv)
     } released the networks rebuilt in place of ${path}; the file is kept for inspection (remove it once the pod's interfaces and addresses are known to be gone)`,
@@ -137,7 +138,7 @@ async function rebuild(inv: Invocation): Promise<Rebuilt> {
       delegates: assignInterfaceNames(rebuilt.delegates, inv.request.ifName),
     };
   } catch (err) {
-    log.warn(
+    inv.log.warn(
       `DEL of ${podLabel(inv)}: the networks cannot be rebuilt (${(err as Error).message})`,
     );
     return { delegates: [] };
@@ -155,13 +156,13 @@ async function deleteAll(
   for (const d of [...delegates].reverse()) {
     await removeDeviceInfoFor(inv, d);
     try {
-      log.verbose(`DEL ${d.name} (${d.ifName})`, { network: d.name });
+      inv.log.verbose(`DEL ${d.name} (${d.ifName})`, { network: d.name });
       await delNetwork(d.config, runtimeConfFor(inv, d, "DEL"));
       released++;
     } catch (err) {
       firstError ??= err;
       failures.push(`network "${d.name}" (${d.ifName}): ${(err as Error).message}`);
-      log.error(`DEL ${d.name} (${d.ifName}) failed: ${(err as Error).message}`, {
+      inv.log.error(`DEL ${d.name} (${d.ifName}) failed: ${(err as Error).message}`, {
         network: d.name,
       });
     }
@@ -176,7 +177,7 @@ async function removeCache(inv: Invocation): Promise<void> {
   } catch (err) {
     // Every network is released: a cache file that cannot go (read-only disk) must not keep
     // the pod terminating; DEL again or GC removes it later.
-    log.error(`DEL of ${podLabel(inv)} released every network, but: ${(err as Error).message}`);
+    inv.log.error(`DEL of ${podLabel(inv)} released every network, but: ${(err as Error).message}`);
   }
 }
 

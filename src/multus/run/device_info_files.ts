@@ -6,7 +6,6 @@
  * is loaded only for delegates with a device.
  */
 
-import { log } from "../../log/logger.ts";
 import type { PlannedDelegate } from "../plan/delegate.ts";
 import type { Invocation } from "../config/invocation.ts";
 
@@ -38,7 +37,7 @@ export async function writeDeviceInfoFor(inv: Invocation, d: PlannedDelegate): P
       deviceId: d.deviceID,
     }, options(inv));
   } catch (err) {
-    log.warn(`device-info of ${d.name} (${d.ifName}) not written: ${(err as Error).message}`, {
+    inv.log.warn(`device-info of ${d.name} (${d.ifName}) not written: ${(err as Error).message}`, {
       network: d.name,
     });
   }
@@ -51,7 +50,7 @@ export async function readDeviceInfoFor(inv: Invocation, d: PlannedDelegate): Pr
   try {
     return await readDeviceInfo(attachment(inv, d), options(inv));
   } catch (err) {
-    log.warn(`device-info of ${d.name} (${d.ifName}) unreadable: ${(err as Error).message}`, {
+    inv.log.warn(`device-info of ${d.name} (${d.ifName}) unreadable: ${(err as Error).message}`, {
       network: d.name,
     });
     return undefined;
@@ -65,7 +64,7 @@ export async function removeDeviceInfoFor(inv: Invocation, d: PlannedDelegate): 
   try {
     await removeDeviceInfo(attachment(inv, d), options(inv));
   } catch (err) {
-    log.warn(`device-info of ${d.name} (${d.ifName}) not removed: ${(err as Error).message}`, {
+    inv.log.warn(`device-info of ${d.name} (${d.ifName}) not removed: ${(err as Error).message}`, {
       network: d.name,
     });
   }

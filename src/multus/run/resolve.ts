@@ -46,10 +46,10 @@ export async function defaultNetwork(inv: Invocation): Promise<Delegate> {
 }
 
 /** True when networks come from the Kubernetes API (kubeconfig or in-cluster variables). */
-export function usesKubernetes(inv: Invocation): boolean {
+export function usesKubernetes(inv: Pick<Invocation, "conf" | "env">): boolean {
   return inv.conf.kubeconfig !== "" || inv.conf.clusterNetwork !== "" ||
-    (Deno.env.get("KUBERNETES_SERVICE_HOST") !== undefined &&
-      Deno.env.get("KUBERNETES_SERVICE_PORT") !== undefined);
+    (inv.env.KUBERNETES_SERVICE_HOST !== undefined &&
+      inv.env.KUBERNETES_SERVICE_PORT !== undefined);
 }
 
 function staticDelegates(inv: Invocation): Delegate[] {

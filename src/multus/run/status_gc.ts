@@ -8,7 +8,6 @@ import { CniErrorCode, ConfigError } from "../../cni/errors.ts";
 import { delNetwork, gcNetwork, statusNetwork, type ValidAttachment } from "../../cni/invoke.ts";
 import { listCachedAttachments } from "../../cni/result_cache.ts";
 import type { NetworkConfig } from "../../cni/network_config.ts";
-import { log } from "../../log/logger.ts";
 import type { Invocation } from "../config/invocation.ts";
 import { pluginPath, runtimeConfFor } from "../plan/runtime_conf.ts";
 import { defaultNetwork } from "./resolve.ts";
@@ -22,6 +21,8 @@ export async function cmdStatus(inv: Invocation): Promise<void> {
   await statusNetwork(master.config, {
     path: pluginPath(inv),
     timeoutMs: inv.conf.delegateTimeoutSeconds * 1000,
+    exec: inv.exec,
+    log: inv.log,
   });
 }
 
@@ -94,7 +95,7 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
     }
     if (cache.kind !== "found" || cache.network !== conf.name) {
       if (cache.kind === "found" && cache.network === undefined && !validIds.has(containerId)) {
-        log.verbose(
+        inv.log.verbose(
           `GC of "${conf.name}" leaves container ${containerId}: its scratch cache does not say which multus network attached it`,
         );
       }
@@ -115,7 +116,7 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
     if (ok) {
       await removeScratchCache(conf.cniDir, containerId);
       released.add(containerId);
-      log.verbose(`GC of "${conf.name}" released stale container ${containerId}`);
+      inv.log.verbose(`GC of "${conf.name}" released stale container ${containerId}`);
     }
   }
 
@@ -126,6 +127,8 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
         path: pluginPath(inv),
         cacheDir: conf.cniDir,
         timeoutMs: conf.delegateTimeoutSeconds * 1000,
+        exec: inv.exec,
+        log: inv.log,
       }, keep);
     } catch (err) {
       failures.push(`network "${config.name}": ${(err as Error).message}`);
