@@ -7,6 +7,7 @@ import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniRequest } from "./request.ts";
 import { log as rootLog, type Logger } from "../log/logger.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
 export type PluginEnv = CniRequest;
@@ -222,7 +223,7 @@ async function spawnWithRetry(
       throw new DelegateError(
         type,
         env.command,
-        `cannot run plugin "${type}" (${pluginPath}): ${(err as Error).message}`,
+        `cannot run plugin "${type}" (${pluginPath}): ${errorMessage(err)}`,
         { code: CniErrorCode.Internal, cause: err },
       );
     }

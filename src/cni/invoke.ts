@@ -19,6 +19,7 @@ import {
 } from "./result_cache.ts";
 import { versionAtLeast } from "./version.ts";
 import { log as rootLog, type Logger } from "../log/logger.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The per-attachment runtime parameters. */
 export interface RuntimeConf {
@@ -30,7 +31,7 @@ export interface RuntimeConf {
   args: [string, string][];
   /** Capability arguments; a key reaches a plugin only if it declares that capability. */
   capabilityArgs: Record<string, unknown>;
-  /** Plugin search directories in order (binDir first, then `CNI_PATH`). */
+  /** Plugin search directories in order (`CNI_PATH`, then binDir). */
   path: string[];
   /** Directory holding `results/` (Multus's `cniDir`). */
   cacheDir: string;
@@ -95,7 +96,7 @@ export async function addNetwork(net: NetworkConfig, rt: RuntimeConf): Promise<C
   } catch (err) {
     logOf(rt).error(
       `cannot cache the result of network "${net.name}", deleting the attachment: ${
-        (err as Error).message
+        errorMessage(err)
       }`,
     );
     try {
@@ -103,7 +104,7 @@ export async function addNetwork(net: NetworkConfig, rt: RuntimeConf): Promise<C
     } catch (delErr) {
       logOf(rt).error(
         `cleanup DEL of network "${net.name}" after a cache failure failed: ${
-          (delErr as Error).message
+          errorMessage(delErr)
         }`,
       );
     }
@@ -301,7 +302,7 @@ async function cachedPrevResult(
   } catch (err) {
     // An invalid key cannot name a cache file: CHECK fails, DEL goes on without prevResult.
     if (options.strict) throw err;
-    logOf(rt).verbose(`no cached result for network "${net.name}": ${(err as Error).message}`);
+    logOf(rt).verbose(`no cached result for network "${net.name}": ${errorMessage(err)}`);
     return undefined;
   }
   if (entry?.result === undefined) return undefined;
@@ -310,7 +311,7 @@ async function cachedPrevResult(
   } catch (err) {
     const message =
       `cannot use the cached result of network "${net.name}" for container ${rt.containerId} ` +
-      `interface ${rt.ifName}: ${(err as Error).message}`;
+      `interface ${rt.ifName}: ${errorMessage(err)}`;
     if (options.strict) {
       throw new CniError(asCniError(err).code, message, { cause: err });
     }
@@ -328,7 +329,7 @@ async function removeCacheEntry(net: NetworkConfig, rt: RuntimeConf): Promise<vo
     });
   } catch (err) {
     logOf(rt).verbose(
-      `cannot remove the cached result of network "${net.name}": ${(err as Error).message}`,
+      `cannot remove the cached result of network "${net.name}": ${errorMessage(err)}`,
     );
   }
 }
@@ -462,7 +463,7 @@ function combineErrors(errors: CniError[], command: string): CniError {
 
 function asCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
-  return new CniError(CniErrorCode.Internal, err instanceof Error ? err.message : String(err), {
+  return new CniError(CniErrorCode.Internal, errorMessage(err), {
     cause: err,
   });
 }

@@ -7,6 +7,7 @@
  */
 
 import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { errorMessage } from "../util/errors.ts";
 
 /** Devices of one resource allocated to a container (on one NUMA node, when known). */
 export interface ContainerDevices {
@@ -79,7 +80,7 @@ function decoding<T>(decode: () => T): T {
     // The reader reports a length past the end as "premature EOF".
     const reason = err instanceof RangeError
       ? "a field runs past the end of the message"
-      : (err as Error).message;
+      : errorMessage(err);
     throw new MessageError(reason, { cause: err });
   }
 }

@@ -10,7 +10,7 @@
  * "Checksum":…}`. Older kubelets wrote `DeviceIDs` as a plain list; both are read.
  */
 
-import { StorageError } from "../util/errors.ts";
+import { errorMessage, isObject, StorageError } from "../util/errors.ts";
 
 /** Where the kubelet keeps its device checkpoint. */
 export const DEFAULT_CHECKPOINT_FILE =
@@ -38,7 +38,7 @@ export async function readCheckpoint(path: string = DEFAULT_CHECKPOINT_FILE): Pr
   } catch (err) {
     throw new StorageError(
       path,
-      `Cannot read the kubelet device checkpoint "${path}": ${(err as Error).message}`,
+      `Cannot read the kubelet device checkpoint "${path}": ${errorMessage(err)}`,
       { cause: err },
     );
   }
@@ -74,7 +74,7 @@ export function parseCheckpoint(text: string, path: string): CheckpointEntry[] {
   } catch (err) {
     throw new StorageError(
       path,
-      `Cannot use the kubelet device checkpoint "${path}": invalid JSON: ${(err as Error).message}`,
+      `Cannot use the kubelet device checkpoint "${path}": invalid JSON: ${errorMessage(err)}`,
       { cause: err },
     );
   }
@@ -111,8 +111,4 @@ function deviceIdsOf(value: unknown, bad: () => Error): string[] {
   if (!isObject(value)) throw bad();
   const nodes = Object.keys(value).sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
   return nodes.flatMap((node) => strings(value[node]));
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -12,7 +12,7 @@
  */
 
 import { dirname, join } from "../util/path.ts";
-import { ConfigError, StorageError } from "../util/errors.ts";
+import { ConfigError, errorMessage, StorageError } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
 
@@ -154,7 +154,7 @@ export async function writeDeviceInfo(
     }
     throw new StorageError(
       source,
-      `Cannot read the device-info file "${source}": ${(err as Error).message}`,
+      `Cannot read the device-info file "${source}": ${errorMessage(err)}`,
       { cause: err },
     );
   }
@@ -169,7 +169,7 @@ export async function writeDeviceInfo(
   } catch (err) {
     throw new StorageError(
       target,
-      `Cannot write the device-info file "${target}": ${(err as Error).message}`,
+      `Cannot write the device-info file "${target}": ${errorMessage(err)}`,
       { cause: err },
     );
   }
@@ -191,7 +191,7 @@ export async function readDeviceInfo(
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) {
-      log.warn(`cannot read the device-info file ${path}: ${(err as Error).message}`);
+      log.warn(`cannot read the device-info file ${path}: ${errorMessage(err)}`);
     }
     return undefined;
   }
@@ -216,7 +216,7 @@ export async function removeDeviceInfo(
     if (err instanceof Deno.errors.NotFound) return false;
     throw new StorageError(
       path,
-      `Cannot remove the device-info file "${path}": ${(err as Error).message}`,
+      `Cannot remove the device-info file "${path}": ${errorMessage(err)}`,
       { cause: err },
     );
   }

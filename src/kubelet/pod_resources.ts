@@ -15,7 +15,7 @@
 
 import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
-import { CodedError, ErrorCode } from "../util/errors.ts";
+import { CodedError, ErrorCode, errorMessage } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import {
   decodeGetResponse,
@@ -401,9 +401,7 @@ async function unaryCall(
       socket,
       err instanceof TooLargeError
         ? `The kubelet PodResources API answered ${what} with more than ${MAX_MESSAGE_BYTES} bytes`
-        : `Cannot call the kubelet PodResources API ${what} at "${socket}": ${
-          (err as Error).message
-        }`,
+        : `Cannot call the kubelet PodResources API ${what} at "${socket}": ${errorMessage(err)}`,
       { code: ErrorCode.TryAgainLater, cause: err },
     );
   }

@@ -12,6 +12,7 @@
  */
 
 import { appendToLogFile, type LogRotation, rotateLogFile } from "./log_file.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export type { LogRotation } from "./log_file.ts";
 
@@ -196,7 +197,7 @@ export class Logger {
         writeStderr(this.#format(
           "error",
           `cannot write log file ${path}: ${
-            (err as Error)?.message ?? err
+            errorMessage(err) ?? err
           }; its lines go to stderr until it can be written again`,
         ));
       }

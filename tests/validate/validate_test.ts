@@ -540,7 +540,7 @@ Deno.test("validate: namespace isolation violations are errors; global namespace
   assert.equal(findings.length, 1, "default/net-d is in a global namespace");
 });
 
-Deno.test("validate: namespace isolation left off is a warning (decision 15)", async () => {
+Deno.test("validate: namespace isolation left off is a warning (any pod may use any namespace's networks)", async () => {
   const { run, ok, findings } = await validateJson([F("isolation")]);
   assert.equal(run.code, 0);
   assert.equal(ok, true);

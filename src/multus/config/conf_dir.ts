@@ -1,7 +1,7 @@
 /**
  * @module
- * CNI configuration files on the node: a network found by its `name` in `confDir`
- * (decision 7), and `clusterNetwork` given as a file or directory path.
+ * CNI configuration files on the node: a network found by its `name` in `confDir` (`.conf`,
+ * `.json`, `.conflist` in file-name order, as Multus looks), and `clusterNetwork` given as a file or directory path.
  */
 
 import { extname, join } from "../../util/path.ts";
@@ -9,6 +9,7 @@ import { ConfigError } from "../../cni/errors.ts";
 import { type NetworkConfig, parseNetworkConfig } from "../../cni/network_config.ts";
 import { parseConfigText } from "../../cni/request.ts";
 import { log } from "../../log/logger.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 const CONFIG_EXTENSIONS = new Set([".conf", ".json", ".conflist"]);
 
@@ -20,7 +21,7 @@ async function readConfigFile(path: string): Promise<NetworkConfig> {
   } catch (err) {
     throw new ConfigError(
       path,
-      `Cannot read the network configuration ${path}: ${(err as Error).message}`,
+      `Cannot read the network configuration ${path}: ${errorMessage(err)}`,
     );
   }
   try {
@@ -41,7 +42,7 @@ export async function configFiles(dir: string): Promise<string[]> {
     }
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return [];
-    throw new ConfigError(dir, `Cannot list ${dir}: ${(err as Error).message}`);
+    throw new ConfigError(dir, `Cannot list ${dir}: ${errorMessage(err)}`);
   }
   return names.sort().map((n) => join(dir, n));
 }
@@ -59,7 +60,7 @@ export async function findConfigByName(
     try {
       config = await readConfigFile(path);
     } catch (err) {
-      log.error(`skipping ${path} while looking for network "${name}": ${(err as Error).message}`);
+      log.error(`skipping ${path} while looking for network "${name}": ${errorMessage(err)}`);
       continue;
     }
     if (config.name === name) return config;
@@ -79,7 +80,7 @@ export async function loadConfigFromPath(
   try {
     info = await Deno.stat(path);
   } catch (err) {
-    throw new ConfigError(key, `Cannot use ${key} ${path}: ${(err as Error).message}`, {
+    throw new ConfigError(key, `Cannot use ${key} ${path}: ${errorMessage(err)}`, {
       details: `Point ${key} at the network's config file, or the directory holding it`,
     });
   }

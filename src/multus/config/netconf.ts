@@ -2,7 +2,8 @@
  * @module
  * The Multus network configuration (the plugin's own stdin): every Multus key with its
  * default, matched case-insensitively as Go's encoding/json does, validated with zod.
- * Delegate configurations are kept as their original text (decision 3).
+ * Delegate configurations are kept as their original text: re-serialised through a schema,
+ * a delegate would lose the keys the schema does not know.
  */
 
 import * as z from "zod/mini";
@@ -121,7 +122,7 @@ const CANONICAL_KEYS: Map<string, string> = new Map(
   NETCONF_KEYS.map((key) => [key.toLowerCase(), key]),
 );
 
-/** Multus defaults (inventory section 2). */
+/** Multus's defaults for every key the netconf may leave out. */
 export const NETCONF_DEFAULTS = {
   confDir: "/etc/cni/multus/net.d",
   cniDir: "/var/lib/cni/multus",

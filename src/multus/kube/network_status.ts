@@ -1,6 +1,7 @@
 /**
  * @module
- * The `k8s.v1.cni.cncf.io/network-status` annotation, in Multus's format (decision 4): one
+ * The `k8s.v1.cni.cncf.io/network-status` annotation, in Multus's format (what tools that
+ * read it expect): one
  * entry per sandbox interface of each delegate's result.
  */
 

@@ -18,7 +18,7 @@ import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
 import { findConfigByName, loadConfigFromPath } from "../config/conf_dir.ts";
 import type { Delegate } from "../plan/delegate.ts";
 import { type Invocation, type KubeSession, podLabel } from "../config/invocation.ts";
-import { explain } from "../../util/errors.ts";
+import { errorMessage, explain } from "../../util/errors.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
@@ -84,10 +84,10 @@ export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<De
   } catch (err) {
     inv.log.warn(
       `DEL of ${podLabel(inv)}: cannot read the pod (${
-        (err as Error).message
+        errorMessage(err)
       }); deleting the networks known without the API`,
     );
-    if (apiUnavailable(err)) incomplete = `cannot read the pod: ${(err as Error).message}`;
+    if (apiUnavailable(err)) incomplete = `cannot read the pod: ${errorMessage(err)}`;
     kube = undefined;
   }
   if (pod && inv.pod?.uid && pod.metadata.uid && pod.metadata.uid !== inv.pod.uid) pod = undefined;
@@ -98,9 +98,9 @@ export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<De
     };
   } catch (err) {
     inv.log.warn(
-      `DEL of ${podLabel(inv)}: cannot rebuild the networks (${(err as Error).message})`,
+      `DEL of ${podLabel(inv)}: cannot rebuild the networks (${errorMessage(err)})`,
     );
-    if (apiUnavailable(err)) incomplete ??= (err as Error).message;
+    if (apiUnavailable(err)) incomplete ??= errorMessage(err);
     if (!pod) return { delegates: [], incomplete };
   }
   // The pod's own networks cannot be rebuilt: those the configuration names alone can be.
@@ -111,7 +111,7 @@ export async function planKubernetesDelWithoutCache(inv: Invocation): Promise<De
     };
   } catch (err) {
     inv.log.warn(
-      `DEL of ${podLabel(inv)}: cannot rebuild the cluster network (${(err as Error).message})`,
+      `DEL of ${podLabel(inv)}: cannot rebuild the cluster network (${errorMessage(err)})`,
     );
     return { delegates: [], incomplete };
   }
@@ -322,7 +322,7 @@ async function nadConfig(
   } catch (err) {
     throw new ConfigError(
       "spec.config",
-      `Cannot attach network "${label}" to ${podLabel(inv)}: ${(err as Error).message}`,
+      `Cannot attach network "${label}" to ${podLabel(inv)}: ${errorMessage(err)}`,
       {
         details: `Fix spec.config of the NetworkAttachmentDefinition (kubectl -n ${
           label.split("/")[0]
@@ -420,7 +420,7 @@ async function sendAddedEvents(
     try {
       await kube.client.createEvent(pod, { type: "Normal", reason: "AddedInterface", message });
     } catch (err) {
-      inv.log.verbose(`event "${message}" not sent: ${(err as Error).message}`);
+      inv.log.verbose(`event "${message}" not sent: ${errorMessage(err)}`);
     }
   }));
 }

@@ -12,6 +12,7 @@ import { readCachedResult, writeCachedResult } from "../../cni/result_cache.ts";
 import { ipFamily } from "../../util/ip.ts";
 import type { Delegate, PlannedDelegate } from "./delegate.ts";
 import type { Invocation } from "../config/invocation.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 /** A requested default gateway. */
 interface GatewayRequest {
@@ -97,7 +98,7 @@ async function ipInNetns(netns: string, args: string[]): Promise<string> {
     throw new CniError(
       CniErrorCode.Internal,
       `Cannot set the default route: nsenter and ip (util-linux, iproute2) are needed on the node: ${
-        (err as Error).message
+        errorMessage(err)
       }`,
     );
   }

@@ -52,7 +52,8 @@ export interface PlannedDelegate extends Delegate {
 }
 
 /**
- * Decides every delegate's interface name as Multus does (decision 1): a requested name wins;
+ * Decides every delegate's interface name as Multus does (users' configs rely on net1 being
+ * the first extra network): a requested name wins;
  * else delegate 0 gets `cniIfName` and delegate i gets `net<i>`. Two delegates with the same
  * name are rejected before anything runs.
  */

@@ -1,7 +1,7 @@
 /**
  * @module
  * What the pod asked of a network (ips, mac, portMappings, bandwidth, infiniband-guid) must
- * be honoured or ADD fails (decision 11). Requests a result cannot show are checked against
+ * be honoured or ADD fails: Multus silently gives the pod an interface without it. Requests a result cannot show are checked against
  * the declared capabilities before anything runs; IPs and MAC are checked in the result.
  */
 

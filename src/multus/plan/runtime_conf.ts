@@ -30,7 +30,8 @@ export function delegateArgs(inv: Invocation): [string, string][] {
 
 /**
  * Capability arguments of a delegate: the runtime's `runtimeConfig` for the default network
- * only (decision 12); the pod's requests for the others (decision 11).
+ * only (a port mapping or bandwidth limit meant for the pod's main interface must not land
+ * on every extra one); the pod's requests for the others.
  */
 export function capabilityArgsFor(
   d: PlannedDelegate,

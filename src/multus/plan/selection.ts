@@ -2,7 +2,8 @@
  * @module
  * The pod's network selection annotation `k8s.v1.cni.cncf.io/networks` (and the
  * `v1.multus-cni.io/default-network` one): both forms, every field validated, errors that
- * name the pod, the element and the field (decision 5).
+ * name the pod, the element and the field (a pod that asked for a network must not start
+ * without it).
  */
 
 import { ipFamily as isIP } from "../../util/ip.ts";
@@ -10,6 +11,7 @@ import { CniErrorCode, ConfigError } from "../../cni/errors.ts";
 import { validateIfName } from "../../cni/request.ts";
 import type { BandwidthEntry, Delegate, PortMapping } from "./delegate.ts";
 import type { NetworkConfig } from "../../cni/network_config.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 /** Pod annotation listing the extra networks. */
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
@@ -132,7 +134,7 @@ function parseJsonForm(
   try {
     parsed = JSON.parse(value);
   } catch (err) {
-    fail("networks", `Cannot parse ${where}: it is not valid JSON (${(err as Error).message})`);
+    fail("networks", `Cannot parse ${where}: it is not valid JSON (${errorMessage(err)})`);
   }
   if (!Array.isArray(parsed)) {
     fail(

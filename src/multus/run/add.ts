@@ -1,7 +1,8 @@
 /**
  * @module
  * CNI ADD: attach every network in order, return the default network's result; on any
- * failure roll back what was attached, in reverse order, so nothing is left (decision 10).
+ * failure roll back what was attached, in reverse order, so no interface, lease or cache
+ * entry is left.
  */
 
 import { CniError, CniErrorCode } from "../../cni/errors.ts";
@@ -53,7 +54,8 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
   }
   const delegates: CachedDelegate[] = planned.map((d) => ({ ...d, pod: inv.pod, args }));
   for (const d of delegates) {
-    // Names that become part of cache file paths, checked before anything runs (decision 13).
+    // Names that become part of cache file paths, checked before anything runs: a name with
+    // `/` or `..` must not reach the file system.
     try {
       validateNetworkName(d.config.name);
       validateIfName(d.ifName);
@@ -169,7 +171,7 @@ async function rollBack(
     try {
       await delNetwork(d.config, runtimeConfFor(inv, d, "DEL"));
     } catch (err) {
-      const message = `${d.name} (${d.ifName}): ${(err as Error).message}`;
+      const message = `${d.name} (${d.ifName}): ${errorMessage(err)}`;
       // The delegate whose ADD failed cleans up after itself (CNI spec); its DEL is a
       // courtesy that often fails for the same reason as its ADD.
       if (i === failed && lastAddFailed) {
@@ -179,7 +181,7 @@ async function rollBack(
   }
   if (failures.length === 0) {
     await removeScratchCache(inv.conf.cniDir, inv.request.containerId).catch((err) =>
-      failures.push(`scratch cache: ${(err as Error).message}`)
+      failures.push(`scratch cache: ${errorMessage(err)}`)
     );
   }
   const rolledBack = failures.length === 0
@@ -203,7 +205,7 @@ function emptyResult(inv: Invocation): string {
   try {
     converted = convertResult(result, inv.conf.cniVersion);
   } catch (err) {
-    throw new CniError(CniErrorCode.Internal, (err as Error).message);
+    throw new CniError(CniErrorCode.Internal, errorMessage(err));
   }
   return resultToJson(converted);
 }

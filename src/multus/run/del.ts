@@ -1,6 +1,6 @@
 /**
  * @module
- * CNI DEL (decision 9): works from the scratch cache alone; idempotent; succeeds with the
+ * CNI DEL, which must not leave a pod stuck in Terminating: works from the scratch cache alone; idempotent; succeeds with the
  * netns, the pod or the API server gone; continues past a failing delegate and reports only
  * what really could not be released. Without a readable cache it deletes what the
  * configuration and the API rebuild; a cache that exists but cannot be read is kept, and DEL
@@ -15,6 +15,7 @@ import { runtimeConfFor } from "../plan/runtime_conf.ts";
 import { planDelWithoutCache } from "./resolve.ts";
 import { removeDeviceInfoFor } from "./device_info_files.ts";
 import { type CachedDelegate, loadScratchCache, removeScratchCache } from "./scratch_cache.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 /** Runs DEL; resolves when everything known was released. */
 export async function cmdDel(inv: Invocation): Promise<void> {
@@ -84,7 +85,7 @@ async function deleteInPlaceOfCorruptCache(
   const rebuilt: Rebuilt = inv.unusableConf ? { delegates: [] } : await rebuild(inv);
   if (rebuilt.delegates.length === 0) {
     const source = inv.unusableConf
-      ? `the multus configuration is unusable (${(inv.unusableConf.error as Error).message})`
+      ? `the multus configuration is unusable (${errorMessage(inv.unusableConf.error)})`
       : "no network could be rebuilt from the configuration or the API";
     throw new CniError(CniErrorCode.IoFailure, `${what}, and ${source}`, {
       details:
@@ -139,7 +140,7 @@ async function rebuild(inv: Invocation): Promise<Rebuilt> {
     };
   } catch (err) {
     inv.log.warn(
-      `DEL of ${podLabel(inv)}: the networks cannot be rebuilt (${(err as Error).message})`,
+      `DEL of ${podLabel(inv)}: the networks cannot be rebuilt (${errorMessage(err)})`,
     );
     return { delegates: [] };
   }
@@ -161,8 +162,8 @@ async function deleteAll(
       released++;
     } catch (err) {
       firstError ??= err;
-      failures.push(`network "${d.name}" (${d.ifName}): ${(err as Error).message}`);
-      inv.log.error(`DEL ${d.name} (${d.ifName}) failed: ${(err as Error).message}`, {
+      failures.push(`network "${d.name}" (${d.ifName}): ${errorMessage(err)}`);
+      inv.log.error(`DEL ${d.name} (${d.ifName}) failed: ${errorMessage(err)}`, {
         network: d.name,
       });
     }
@@ -177,7 +178,7 @@ async function removeCache(inv: Invocation): Promise<void> {
   } catch (err) {
     // Every network is released: a cache file that cannot go (read-only disk) must not keep
     // the pod terminating; DEL again or GC removes it later.
-    inv.log.error(`DEL of ${podLabel(inv)} released every network, but: ${(err as Error).message}`);
+    inv.log.error(`DEL of ${podLabel(inv)} released every network, but: ${errorMessage(err)}`);
   }
 }
 
@@ -187,7 +188,7 @@ function cniDirUnknown(inv: Invocation): CniError {
   return new CniError(
     cause instanceof CniError ? cause.code : CniErrorCode.InvalidNetworkConfig,
     `Cannot delete the networks of ${podLabel(inv)}: the multus configuration is unusable (${
-      (cause as Error).message
+      errorMessage(cause)
     }) and does not say where the scratch caches are (cniDir); ${inv.conf.cniDir} has none for container "${inv.request.containerId}"`,
     {
       details:

@@ -8,6 +8,7 @@
 
 import type { PlannedDelegate } from "../plan/delegate.ts";
 import type { Invocation } from "../config/invocation.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 function options(inv: Invocation) {
   return { cniDir: `${inv.conf.deviceInfoDir}/cni`, dpDir: `${inv.conf.deviceInfoDir}/dp` };
@@ -37,7 +38,7 @@ export async function writeDeviceInfoFor(inv: Invocation, d: PlannedDelegate): P
       deviceId: d.deviceID,
     }, options(inv));
   } catch (err) {
-    inv.log.warn(`device-info of ${d.name} (${d.ifName}) not written: ${(err as Error).message}`, {
+    inv.log.warn(`device-info of ${d.name} (${d.ifName}) not written: ${errorMessage(err)}`, {
       network: d.name,
     });
   }
@@ -50,7 +51,7 @@ export async function readDeviceInfoFor(inv: Invocation, d: PlannedDelegate): Pr
   try {
     return await readDeviceInfo(attachment(inv, d), options(inv));
   } catch (err) {
-    inv.log.warn(`device-info of ${d.name} (${d.ifName}) unreadable: ${(err as Error).message}`, {
+    inv.log.warn(`device-info of ${d.name} (${d.ifName}) unreadable: ${errorMessage(err)}`, {
       network: d.name,
     });
     return undefined;
@@ -64,7 +65,7 @@ export async function removeDeviceInfoFor(inv: Invocation, d: PlannedDelegate): 
   try {
     await removeDeviceInfo(attachment(inv, d), options(inv));
   } catch (err) {
-    inv.log.warn(`device-info of ${d.name} (${d.ifName}) not removed: ${(err as Error).message}`, {
+    inv.log.warn(`device-info of ${d.name} (${d.ifName}) not removed: ${errorMessage(err)}`, {
       network: d.name,
     });
   }

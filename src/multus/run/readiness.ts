@@ -6,6 +6,7 @@
 import { CniError, CniErrorCode } from "../../cni/errors.ts";
 import { resolve } from "../../util/path.ts";
 import { type Invocation, podLabel } from "../config/invocation.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 /** Waits until the readiness indicator file exists; fails clearly after the timeout. */
 export async function waitForReadinessIndicator(inv: Invocation): Promise<void> {
@@ -22,7 +23,7 @@ export async function waitForReadinessIndicator(inv: Invocation): Promise<void> 
         throw new CniError(
           CniErrorCode.IoFailure,
           `Cannot check the readiness indicator file ${path} for ${podLabel(inv)}: ${
-            (err as Error).message
+            errorMessage(err)
           }`,
         );
       }

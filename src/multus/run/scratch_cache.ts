@@ -17,6 +17,7 @@ import { validateContainerId } from "../../cni/request.ts";
 import { removeStaleTempFiles, writeFileAtomic } from "../../util/atomic_write.ts";
 import type { CachedDelegate } from "../plan/delegate.ts";
 import type { PodIdentity } from "../config/invocation.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 export type { CachedDelegate };
 
@@ -43,7 +44,7 @@ export async function saveScratchCache(
   } catch (err) {
     throw new StorageError(
       path,
-      `Cannot save the delegates to ${path}: ${(err as Error).message}`,
+      `Cannot save the delegates to ${path}: ${errorMessage(err)}`,
       {
         cause: err,
         details:
@@ -80,7 +81,7 @@ export async function loadScratchCache(
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return { kind: "absent" };
-    return { kind: "corrupt", path, reason: (err as Error).message };
+    return { kind: "corrupt", path, reason: errorMessage(err) };
   }
   try {
     const entries = JSON.parse(text);
@@ -96,7 +97,7 @@ export async function loadScratchCache(
       network: typeof network === "string" && network !== "" ? network : undefined,
     };
   } catch (err) {
-    return { kind: "corrupt", path, reason: (err as Error).message };
+    return { kind: "corrupt", path, reason: errorMessage(err) };
   }
 }
 
@@ -110,7 +111,7 @@ export async function removeScratchCache(cniDir: string, containerId: string): P
     await Deno.remove(path);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) {
-      throw new StorageError(path, `Cannot remove ${path}: ${(err as Error).message}`, {
+      throw new StorageError(path, `Cannot remove ${path}: ${errorMessage(err)}`, {
         cause: err,
       });
     }

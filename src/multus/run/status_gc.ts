@@ -14,6 +14,7 @@ import { defaultNetwork } from "./resolve.ts";
 import { loadScratchCache, removeScratchCache } from "./scratch_cache.ts";
 import { CniError } from "../../cni/errors.ts";
 import { validateContainerId } from "../../cni/request.ts";
+import { errorMessage } from "../../util/errors.ts";
 
 /** STATUS: the default network's plugins answer for us. */
 export async function cmdStatus(inv: Invocation): Promise<void> {
@@ -110,7 +111,7 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
         await delNetwork(d.config, runtimeConfFor(stale, d, "DEL"));
       } catch (err) {
         ok = false;
-        failures.push(`${containerId.slice(0, 12)} ${d.name}: ${(err as Error).message}`);
+        failures.push(`${containerId.slice(0, 12)} ${d.name}: ${errorMessage(err)}`);
       }
     }
     if (ok) {
@@ -131,7 +132,7 @@ export async function cmdGc(inv: Invocation, valid: ValidAttachment[]): Promise<
         log: inv.log,
       }, keep);
     } catch (err) {
-      failures.push(`network "${config.name}": ${(err as Error).message}`);
+      failures.push(`network "${config.name}": ${errorMessage(err)}`);
     }
   }
   if (failures.length > 0) {
