@@ -6,15 +6,20 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { join } from "node:path";
-import { CniErrorCode } from "../../src/cni/errors.ts";
+import { CniErrorCode } from "../cni/errors.ts";
 import {
   fetchPodResources,
   getPodResources,
   GrpcStatus,
   listPodResources,
   PodResourcesError,
-} from "../../src/kubelet/pod_resources.ts";
-import { type KubeletConfig, OTHER_POD, startKubeletServer, TEST_POD } from "./_kubelet.ts";
+} from "./pod_resources.ts";
+import {
+  type KubeletConfig,
+  OTHER_POD,
+  startKubeletServer,
+  TEST_POD,
+} from "../../tests/nfv/_kubelet.ts";
 
 async function withKubelet(
   config: KubeletConfig,

@@ -1,11 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  FlagError,
-  INSTALL_FLAGS,
-  installHelp,
-  parseInstallFlags,
-  toHostPath,
-} from "../../src/install/flags.ts";
+import { FlagError, INSTALL_FLAGS, installHelp, parseInstallFlags, toHostPath } from "./flags.ts";
 
 function assertFlagError(args: string[], pattern: RegExp): void {
   assert.throws(() => parseInstallFlags(args), (err: Error) => {

@@ -2,13 +2,9 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { StorageError } from "../../src/cni/errors.ts";
-import {
-  checkpointEntriesOf,
-  parseCheckpoint,
-  readCheckpoint,
-} from "../../src/kubelet/checkpoint.ts";
-import { CHECKPOINT_POD_UID as UID, checkpointText } from "./_kubelet.ts";
+import { StorageError } from "../cni/errors.ts";
+import { checkpointEntriesOf, parseCheckpoint, readCheckpoint } from "./checkpoint.ts";
+import { CHECKPOINT_POD_UID as UID, checkpointText } from "../../tests/nfv/_kubelet.ts";
 
 Deno.test("parseCheckpoint() reads entries, NUMA nodes in ascending order", () => {
   const entries = parseCheckpoint(checkpointText(), "cp");

@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError, StorageError } from "../../src/cni/errors.ts";
+import { ConfigError, StorageError } from "../cni/errors.ts";
 import {
   DEVICE_INFO_CNI_DIR,
   deviceInfoPath,
@@ -10,7 +10,7 @@ import {
   readDeviceInfo,
   removeDeviceInfo,
   writeDeviceInfo,
-} from "../../src/kubelet/device_info.ts";
+} from "./device_info.ts";
 
 const CID = "3f2a1c0e9b8d7f6a5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f";
 const ATTACHMENT = { network: "default/sriov-net", containerId: CID, ifName: "net1" };
