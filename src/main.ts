@@ -2,64 +2,15 @@
  * @module
  * Entry point of the `multus` binary. With `CNI_COMMAND` set it is the CNI plugin and nothing
  * else; otherwise it runs a subcommand (`install`, `validate`, `--version`, `--help`).
- * This is the one place that prints errors.
+ * Errors are printed by `util/output.ts`: the CNI error object for the plugin, text for the
+ * subcommands.
  */
 
-import { toCniErrorJson } from "./cni/errors.ts";
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "./cni/version.ts";
-import { log } from "./log/logger.ts";
+import { printTextError, writeStderr as writeErr, writeStdout as writeOut } from "./util/output.ts";
 
 /** Version of this build, printed by `--version`. */
 export const MULTUS_VERSION = "0.1.0-dev";
-
-const encoder = new TextEncoder();
-
-function writeOut(text: string): void {
-  const bytes = encoder.encode(text.endsWith("\n") || text === "" ? text : `${text}\n`);
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
-
-function writeErr(text: string): void {
-  Deno.stderr.writeSync(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
-}
-
-async function runPlugin(): Promise<number> {
-  const env = Deno.env.toObject();
-  if (env.CNI_COMMAND === "VERSION") {
-    // Answered before loading the plugin: runtimes probe every plugin with VERSION.
-    writeOut(
-      JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }),
-    );
-    return 0;
-  }
-  let cniVersion: string | undefined;
-  try {
-    const { runCniCommand } = await import("./multus/plugin.ts");
-    const out = await runCniCommand(env, async () => {
-      const text = await new Response(Deno.stdin.readable).text();
-      cniVersion = sniffCniVersion(text);
-      return text;
-    });
-    if (out !== "") writeOut(out);
-    log.debug(`${env.CNI_COMMAND}: done ${Math.round(performance.now())} ms after start`);
-    return 0;
-  } catch (err) {
-    const json = toCniErrorJson(err, cniVersion);
-    log.always(
-      "error",
-      `${env.CNI_COMMAND} failed: ${json.msg}${json.details ? ` (${json.details})` : ""}`,
-    );
-    writeOut(JSON.stringify(json, null, 4));
-    return 1;
-  }
-}
-
-/** Best-effort cniVersion of the config, for the error JSON. */
-function sniffCniVersion(text: string): string | undefined {
-  const match = /"cniVersion"\s*:\s*"([^"]*)"/i.exec(text);
-  return match?.[1] || undefined;
-}
 
 async function runSubcommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -104,11 +55,13 @@ async function runSubcommand(args: string[]): Promise<number> {
 
 async function main(): Promise<number> {
   try {
-    if (Deno.env.get("CNI_COMMAND") !== undefined) return await runPlugin();
+    if (Deno.env.get("CNI_COMMAND") !== undefined) {
+      return await (await import("./plugin/main.ts")).runPlugin();
+    }
     return await runSubcommand(Deno.args);
   } catch (err) {
     // Last resort: a message, never a stack trace.
-    writeErr(`multus: ${(err as Error)?.message ?? String(err)}`);
+    printTextError("multus", err);
     return 1;
   }
 }

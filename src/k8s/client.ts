@@ -9,7 +9,7 @@
  * `tls-server-name`, which `createHttpClient` cannot do.
  */
 
-import { CniErrorCode } from "../cni/errors.ts";
+import { ErrorCode } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
@@ -406,7 +406,7 @@ export class KubeClient {
         what: err.problem.what,
         details: err.problem.details,
         retryable: false,
-        code: CniErrorCode.InvalidNetworkConfig,
+        code: ErrorCode.InvalidNetworkConfig,
         cause: err.cause,
       };
     }
@@ -551,7 +551,7 @@ export class KubeClient {
         ? { code: failure.code }
         : failure.retryable
         ? {}
-        : { code: CniErrorCode.Internal }),
+        : { code: ErrorCode.Internal }),
     });
   }
 
@@ -815,7 +815,7 @@ function enc(segment: string): string {
         reason: "InvalidName",
         verb: "",
         path: "",
-        code: CniErrorCode.InvalidNetworkConfig,
+        code: ErrorCode.InvalidNetworkConfig,
       },
     );
   }
