@@ -12,8 +12,6 @@
 
 import { CniErrorCode } from "../cni/errors.ts";
 import { log } from "../log/logger.ts";
-import { sleep as abortableSleep } from "../util/backoff.ts";
-import { LineTooLongError, splitLines } from "../util/line_splitter.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
 import {
@@ -483,6 +481,8 @@ export class KubeClient {
         }, idleMs);
       };
       rearm();
+      // Loaded here: the plugin, which never watches, does not pay for it at start-up.
+      const { LineTooLongError, splitLines } = await import("../util/line_splitter.ts");
       const idleFailure = (): Failure => ({
         status: 0,
         reason: "IdleTimeout",
@@ -592,7 +592,7 @@ export class KubeClient {
       log.verbose(
         `API ${call.method} ${call.path}: ${failure.what}; retrying in ${Math.round(waitMs)} ms`,
       );
-      await abortableSleep(waitMs, call.signal);
+      await sleep(waitMs, call.signal);
     }
   }
 
@@ -1117,6 +1117,16 @@ function enc(segment: string): string {
   return encodeURIComponent(segment);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts (the caller checks it). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
