@@ -170,13 +170,16 @@ export interface TestApiServer {
   rogueKeyFile: string;
   /** The user a valid token authenticates as. */
   tokenUser: string;
-  /** Stores a pod (uid and resourceVersion are assigned when missing). */
+  /**
+   * Stores a pod (a uid is assigned when missing). Like every write it gets the next global
+   * resourceVersion (a given one is replaced) and open watches see it.
+   */
   setPod(pod: Pod): Pod;
-  /** Stores a NetworkAttachmentDefinition. */
+  /** Stores a NetworkAttachmentDefinition, as `setPod` does a pod. */
   setNad(nad: NetworkAttachmentDefinition): NetworkAttachmentDefinition;
   /** A copy of a stored pod. */
   getPod(namespace: string, name: string): Pod | undefined;
-  /** Removes a pod. */
+  /** Removes a pod (a write: watches see it DELETED). */
   deletePod(namespace: string, name: string): void;
   /** A copy of a stored NetworkAttachmentDefinition. */
   getNad(namespace: string, name: string): NetworkAttachmentDefinition | undefined;
