@@ -195,7 +195,10 @@ export class WatchCache<T extends KubeObject> {
     for (const waiter of [...this.#syncWaiters]) waiter(false);
   }
 
-  /** The cached object, or undefined; `namespace` empty or absent for cluster-scoped ones. */
+  /**
+   * The cached object, or undefined; `namespace` empty or absent for cluster-scoped ones.
+   * The object is the cache's own: read it, do not change it.
+   */
   get(namespace: string | undefined, name: string): T | undefined {
     return this.#items.get(namespace ? `${namespace}/${name}` : name);
   }
