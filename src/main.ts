@@ -3,101 +3,17 @@
  * Entry point of the `multus` binary. With `CNI_COMMAND` set it is the CNI plugin and nothing
  * else: the thin plugin, or the shim when the configuration's type is `multus-shim` (the same
  * binary is installed under both names). Otherwise it runs a subcommand (`install`,
- * `validate`, `daemon`, `--version`, `--help`). This is the one place that prints errors.
+ * `validate`, `daemon`, `--version`, `--help`). Errors are printed by `util/output.ts`: the
+ * CNI error object for the plugin, text for the subcommands.
  */
 
-import { isShimConfig, sniffCniVersion } from "./cni/config_sniff.ts";
-import { commandOutcome } from "./cni/outcome.ts";
+import { isShimConfig } from "./cni/config_sniff.ts";
 import { CURRENT_VERSION, SUPPORTED_VERSIONS } from "./cni/version.ts";
-import { log } from "./log/logger.ts";
+import { readStdinText } from "./util/stdin.ts";
+import { printTextError, writeStderr as writeErr, writeStdout as writeOut } from "./util/output.ts";
 
 /** Version of this build, printed by `--version`. */
 export const MULTUS_VERSION = "0.1.0-dev";
-
-const encoder = new TextEncoder();
-
-function writeOut(text: string): void {
-  const bytes = encoder.encode(text.endsWith("\n") || text === "" ? text : `${text}\n`);
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
-}
-
-function writeErr(text: string): void {
-  Deno.stderr.writeSync(encoder.encode(text.endsWith("\n") ? text : `${text}\n`));
-}
-
-async function runPlugin(): Promise<number> {
-  const env = Deno.env.toObject();
-  if (env.CNI_COMMAND === "VERSION") {
-    // Answered before loading the plugin: runtimes probe every plugin with VERSION.
-    writeOut(
-      JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }),
-    );
-    return 0;
-  }
-  // The configuration is read first: its type says whether this run is the shim.
-  let stdin: string;
-  try {
-    stdin = readStdinText();
-  } catch (err) {
-    // Reported by the plugin as a CNI error, after the environment is checked.
-    const failed = Promise.reject(err);
-    return finish(await commandOutcome(env.CNI_COMMAND, undefined, () => runThin(env, failed)));
-  }
-  // Routed by the configuration's type alone: the runtime picks the binary by that type, so
-  // `multus-shim` is always run with such a configuration; and `Deno.execPath()` resolves
-  // symlinks, so the name the binary was run by is not known anyway.
-  if (isShimConfig(stdin)) {
-    const { runShim } = await import("./shim/main.ts");
-    return finish(await runShim(env, stdin));
-  }
-  const outcome = await commandOutcome(
-    env.CNI_COMMAND,
-    sniffCniVersion(stdin),
-    () => runThin(env, Promise.resolve(stdin)),
-  );
-  if (outcome.exitCode === 0) {
-    log.debug(`${env.CNI_COMMAND}: done ${Math.round(performance.now())} ms after start`);
-  }
-  return finish(outcome);
-}
-
-/**
- * Reads all of stdin with synchronous reads: at a process's start they cost ~1 ms, where
- * reading `Deno.stdin.readable` through a Response costs 30-70 ms (stream machinery).
- * Decoded as UTF-8 like `Response.text()` (BOM dropped, bad bytes replaced).
- */
-function readStdinText(): string {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const buffer = new Uint8Array(64 * 1024);
-  for (;;) {
-    const n = Deno.stdin.readSync(buffer);
-    if (n === null || n === 0) break;
-    chunks.push(buffer.slice(0, n));
-    total += n;
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return new TextDecoder().decode(bytes);
-}
-
-async function runThin(env: Record<string, string>, stdin: Promise<string>): Promise<string> {
-  // Read or not, the configuration is awaited only by the plugin, so a read error is reported
-  // where the plugin reports it.
-  stdin.catch(() => {});
-  const { runCniCommand } = await import("./multus/plugin.ts");
-  return await runCniCommand(env, () => stdin);
-}
-
-function finish(outcome: { stdout: string; exitCode: number }): number {
-  if (outcome.stdout !== "") writeOut(outcome.stdout);
-  return outcome.exitCode;
-}
 
 async function runSubcommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -112,7 +28,7 @@ async function runSubcommand(args: string[]): Promise<number> {
     }
     case "daemon": {
       const { runDaemon } = await import("./daemon/main.ts");
-      return await runDaemon(rest);
+      return await runDaemon(rest, MULTUS_VERSION);
     }
     case "-v":
     case "-version":
@@ -145,13 +61,39 @@ async function runSubcommand(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * The CNI plugin or the shim. VERSION is answered by the plugin without reading stdin; for the
+ * other commands the configuration is read first, as its type says which of the two runs.
+ * Routed by the type alone: the runtime picks the binary by that type, so `multus-shim` is
+ * always run with such a configuration; and `Deno.execPath()` resolves symlinks, so the name
+ * the binary was run by is not known anyway.
+ */
+async function runCni(): Promise<number> {
+  if (Deno.env.get("CNI_COMMAND") === "VERSION") {
+    return await (await import("./plugin/main.ts")).runPlugin();
+  }
+  let stdin: Promise<string>;
+  try {
+    stdin = Promise.resolve(readStdinText());
+  } catch (err) {
+    // The plugin reports it as a CNI error, after the environment is checked.
+    stdin = Promise.reject(err);
+    stdin.catch(() => {});
+  }
+  const text = await stdin.catch(() => undefined);
+  if (text !== undefined && isShimConfig(text)) {
+    return await (await import("./shim/main.ts")).runShim(Deno.env.toObject(), text);
+  }
+  return await (await import("./plugin/main.ts")).runPlugin(() => stdin);
+}
+
 async function main(): Promise<number> {
   try {
-    if (Deno.env.get("CNI_COMMAND") !== undefined) return await runPlugin();
+    if (Deno.env.get("CNI_COMMAND") !== undefined) return await runCni();
     return await runSubcommand(Deno.args);
   } catch (err) {
     // Last resort: a message, never a stack trace.
-    writeErr(`multus: ${(err as Error)?.message ?? String(err)}`);
+    printTextError("multus", err);
     return 1;
   }
 }

@@ -6,13 +6,32 @@
 import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniRequest } from "./request.ts";
-import { log } from "../log/logger.ts";
+import { log as rootLog, type Logger } from "../log/logger.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
 export type PluginEnv = CniRequest;
 
+/**
+ * How plugins are found and run: the seam libcni calls `invoke.Exec`. Everything that runs a
+ * delegate goes through one, so a test can record and fail calls without running plugins.
+ */
+export interface Exec {
+  /** Finds the plugin `type` in `dirs`; see {@linkcode findPlugin}. */
+  findPlugin(type: string, dirs: string[]): Promise<string>;
+  /** Runs one plugin; see {@linkcode execPlugin}. */
+  execPlugin(
+    pluginPath: string,
+    stdin: string,
+    env: PluginEnv,
+    options: ExecOptions,
+  ): Promise<unknown>;
+}
+
 /** Options of {@linkcode execPlugin}. */
 export interface ExecOptions {
+  /** Where the plugin's stderr and retries are logged (default: the root logger). */
+  log?: Logger;
   /** Kill the plugin (SIGKILL) after this many milliseconds. */
   timeoutMs: number;
   /**
@@ -91,11 +110,12 @@ export async function execPlugin(
   options: ExecOptions,
 ): Promise<unknown> {
   const type = basename(pluginPath);
-  const child = await spawnWithRetry(pluginPath, env);
+  const child = await spawnWithRetry(pluginPath, env, options.log ?? rootLog);
   const run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
   const stdout = new TextDecoder().decode(run.stdout);
   const stderr = new TextDecoder().decode(run.stderr);
 
+  const log = options.log ?? rootLog;
   if (stderr.trim() !== "" && log.enabled("debug")) {
     log.debug(`plugin "${type}" (${env.command}) stderr: ${stderr.trimEnd()}`);
   }
@@ -177,7 +197,11 @@ function isTextFileBusy(err: unknown): boolean {
   return err instanceof Error && /text file busy|os error 26\)/i.test(err.message);
 }
 
-async function spawnWithRetry(pluginPath: string, env: PluginEnv): Promise<Deno.ChildProcess> {
+async function spawnWithRetry(
+  pluginPath: string,
+  env: PluginEnv,
+  log: Logger,
+): Promise<Deno.ChildProcess> {
   const type = basename(pluginPath);
   const command = new Deno.Command(pluginPath, {
     env: cniEnvironment(env),
@@ -199,7 +223,7 @@ async function spawnWithRetry(pluginPath: string, env: PluginEnv): Promise<Deno.
       throw new DelegateError(
         type,
         env.command,
-        `cannot run plugin "${type}" (${pluginPath}): ${(err as Error).message}`,
+        `cannot run plugin "${type}" (${pluginPath}): ${errorMessage(err)}`,
         { code: CniErrorCode.Internal, cause: err },
       );
     }
@@ -374,3 +398,6 @@ function quotedStderr(stderr: string): string | undefined {
 function truncate(text: string): string {
   return text.length > MAX_QUOTED ? `${text.slice(0, MAX_QUOTED)}...` : text;
 }
+
+/** The {@linkcode Exec} that runs plugins as child processes. */
+export const processExec: Exec = { findPlugin, execPlugin };

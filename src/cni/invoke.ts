@@ -5,7 +5,7 @@
  */
 
 import { CniError, CniErrorCode, DelegateError, StorageError } from "./errors.ts";
-import { execPlugin, findPlugin, type PluginEnv } from "./exec.ts";
+import { type Exec, type PluginEnv, processExec } from "./exec.ts";
 import type { NetworkConfig, PluginConfig } from "./network_config.ts";
 import { RawJson, setTopLevelKeys, stripJsonc } from "./raw_json.ts";
 import { validateContainerId, validateIfName, validateNetworkName } from "./request.ts";
@@ -18,7 +18,8 @@ import {
   writeCachedResult,
 } from "./result_cache.ts";
 import { versionAtLeast } from "./version.ts";
-import { log } from "../log/logger.ts";
+import { log as rootLog, type Logger } from "../log/logger.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The per-attachment runtime parameters. */
 export interface RuntimeConf {
@@ -30,12 +31,16 @@ export interface RuntimeConf {
   args: [string, string][];
   /** Capability arguments; a key reaches a plugin only if it declares that capability. */
   capabilityArgs: Record<string, unknown>;
-  /** Plugin search directories in order (binDir first, then `CNI_PATH`). */
+  /** Plugin search directories in order (`CNI_PATH`, then binDir). */
   path: string[];
   /** Directory holding `results/` (Multus's `cniDir`). */
   cacheDir: string;
   /** Per-plugin timeout in milliseconds. */
   timeoutMs: number;
+  /** How plugins are found and run (default: as child processes). */
+  exec?: Exec;
+  /** The request's logger (default: the root logger). */
+  log?: Logger;
 }
 
 /** An attachment the runtime still considers valid (GC). */
@@ -89,17 +94,17 @@ export async function addNetwork(net: NetworkConfig, rt: RuntimeConf): Promise<C
       result: JSON.parse(resultToJson(prev)),
     });
   } catch (err) {
-    log.error(
+    logOf(rt).error(
       `cannot cache the result of network "${net.name}", deleting the attachment: ${
-        (err as Error).message
+        errorMessage(err)
       }`,
     );
     try {
       await runDel(net, rt, versionAtLeast(net.cniVersion, "0.4.0") ? prev : undefined);
     } catch (delErr) {
-      log.error(
+      logOf(rt).error(
         `cleanup DEL of network "${net.name}" after a cache failure failed: ${
-          (delErr as Error).message
+          errorMessage(delErr)
         }`,
       );
     }
@@ -149,18 +154,19 @@ export async function checkNetwork(net: NetworkConfig, rt: RuntimeConf): Promise
 /** STATUS (1.1.0+; success without exec below), stops at the first error, unwrapped. */
 export async function statusNetwork(
   net: NetworkConfig,
-  rt: Pick<RuntimeConf, "path" | "timeoutMs">,
+  rt: Pick<RuntimeConf, "path" | "timeoutMs" | "exec" | "log">,
 ): Promise<void> {
   if (!versionAtLeast(net.cniVersion, "1.1.0")) return;
   for (const plugin of net.plugins) {
-    const path = await findPlugin(plugin.type, rt.path);
+    const path = await execOf(rt).findPlugin(plugin.type, rt.path);
     const stdin = setTopLevelKeys(stripJsonc(plugin.raw), {
       name: net.name,
       cniVersion: net.cniVersion,
     });
-    log.debug(`running plugin "${plugin.type}" (STATUS) of network "${net.name}"`);
-    await execPlugin(path, stdin, emptyEnv("STATUS", rt.path), {
+    logOf(rt).debug(`running plugin "${plugin.type}" (STATUS) of network "${net.name}"`);
+    await execOf(rt).execPlugin(path, stdin, emptyEnv("STATUS", rt.path), {
       timeoutMs: rt.timeoutMs,
+      log: rt.log,
       parseOutput: false,
     });
   }
@@ -173,7 +179,7 @@ export async function statusNetwork(
  */
 export async function gcNetwork(
   net: NetworkConfig,
-  rt: Pick<RuntimeConf, "path" | "cacheDir" | "timeoutMs">,
+  rt: Pick<RuntimeConf, "path" | "cacheDir" | "timeoutMs" | "exec" | "log">,
   valid: ValidAttachment[],
 ): Promise<void> {
   if (net.disableGC) return;
@@ -189,7 +195,7 @@ export async function gcNetwork(
   for (const attachment of cached) {
     if (attachment.networkName !== net.name) continue;
     if (keep.has(`${attachment.containerId}\0${attachment.ifName}`)) continue;
-    log.verbose(
+    logOf(rt).verbose(
       `GC: deleting stale attachment ${attachment.containerId} ${attachment.ifName} ` +
         `of network "${net.name}"`,
     );
@@ -203,6 +209,8 @@ export async function gcNetwork(
         path: rt.path,
         cacheDir: rt.cacheDir,
         timeoutMs: rt.timeoutMs,
+        exec: rt.exec,
+        log: rt.log,
       });
     } catch (err) {
       const cause = asCniError(err);
@@ -223,16 +231,17 @@ export async function gcNetwork(
     );
     for (const plugin of net.plugins) {
       try {
-        const path = await findPlugin(plugin.type, rt.path);
+        const path = await execOf(rt).findPlugin(plugin.type, rt.path);
         const stdin = setTopLevelKeys(stripJsonc(plugin.raw), {
           name: net.name,
           cniVersion: net.cniVersion,
           "cni.dev/valid-attachments": attachments,
           "cni.dev/attachments": attachments,
         });
-        log.debug(`running plugin "${plugin.type}" (GC) of network "${net.name}"`);
-        await execPlugin(path, stdin, emptyEnv("GC", rt.path), {
+        logOf(rt).debug(`running plugin "${plugin.type}" (GC) of network "${net.name}"`);
+        await execOf(rt).execPlugin(path, stdin, emptyEnv("GC", rt.path), {
           timeoutMs: rt.timeoutMs,
+          log: rt.log,
           parseOutput: false,
         });
       } catch (err) {
@@ -259,7 +268,7 @@ export async function gcNetwork(
 async function runDel(net: NetworkConfig, rt: RuntimeConf, prev: CniResult | undefined) {
   let netns = rt.netns;
   if (netns !== "" && !(await pathExists(netns))) {
-    log.verbose(
+    logOf(rt).verbose(
       `netns "${netns}" of container ${rt.containerId} no longer exists: ` +
         `running DEL of network "${net.name}" with an empty CNI_NETNS`,
     );
@@ -272,7 +281,7 @@ async function runDel(net: NetworkConfig, rt: RuntimeConf, prev: CniResult | und
       await runPlugin(net, plugin, { command: "DEL", rt, prevResult: prev, env });
     } catch (err) {
       const wrapped = wrapPluginError(err, { plugin, net, command: "DEL" });
-      log.verbose(wrapped.message);
+      logOf(rt).verbose(wrapped.message);
       errors.push(wrapped);
     }
   }
@@ -293,7 +302,7 @@ async function cachedPrevResult(
   } catch (err) {
     // An invalid key cannot name a cache file: CHECK fails, DEL goes on without prevResult.
     if (options.strict) throw err;
-    log.verbose(`no cached result for network "${net.name}": ${(err as Error).message}`);
+    logOf(rt).verbose(`no cached result for network "${net.name}": ${errorMessage(err)}`);
     return undefined;
   }
   if (entry?.result === undefined) return undefined;
@@ -302,11 +311,11 @@ async function cachedPrevResult(
   } catch (err) {
     const message =
       `cannot use the cached result of network "${net.name}" for container ${rt.containerId} ` +
-      `interface ${rt.ifName}: ${(err as Error).message}`;
+      `interface ${rt.ifName}: ${errorMessage(err)}`;
     if (options.strict) {
       throw new CniError(asCniError(err).code, message, { cause: err });
     }
-    log.verbose(`${message}; continuing without prevResult`);
+    logOf(rt).verbose(`${message}; continuing without prevResult`);
     return undefined;
   }
 }
@@ -319,8 +328,8 @@ async function removeCacheEntry(net: NetworkConfig, rt: RuntimeConf): Promise<vo
       ifName: rt.ifName,
     });
   } catch (err) {
-    log.verbose(
-      `cannot remove the cached result of network "${net.name}": ${(err as Error).message}`,
+    logOf(rt).verbose(
+      `cannot remove the cached result of network "${net.name}": ${errorMessage(err)}`,
     );
   }
 }
@@ -345,16 +354,24 @@ async function runPlugin(
     env?: PluginEnv;
   },
 ): Promise<unknown> {
-  const path = await findPlugin(plugin.type, call.rt.path);
+  const path = await execOf(call.rt).findPlugin(plugin.type, call.rt.path);
   const stdin = pluginStdin(net, plugin, {
     capabilityArgs: call.rt.capabilityArgs,
     prevResult: call.prevResult,
   });
-  log.debug(`running plugin "${plugin.type}" (${call.command}) of network "${net.name}"`);
-  return await execPlugin(path, stdin, call.env ?? pluginEnv(call.command, call.rt), {
-    timeoutMs: call.rt.timeoutMs,
-    parseOutput: call.command === "ADD",
-  });
+  logOf(call.rt).debug(
+    `running plugin "${plugin.type}" (${call.command}) of network "${net.name}"`,
+  );
+  return await execOf(call.rt).execPlugin(
+    path,
+    stdin,
+    call.env ?? pluginEnv(call.command, call.rt),
+    {
+      timeoutMs: call.rt.timeoutMs,
+      parseOutput: call.command === "ADD",
+      log: call.rt.log,
+    },
+  );
 }
 
 function pluginStdin(
@@ -446,7 +463,7 @@ function combineErrors(errors: CniError[], command: string): CniError {
 
 function asCniError(err: unknown): CniError {
   if (err instanceof CniError) return err;
-  return new CniError(CniErrorCode.Internal, err instanceof Error ? err.message : String(err), {
+  return new CniError(CniErrorCode.Internal, errorMessage(err), {
     cause: err,
   });
 }
@@ -458,4 +475,12 @@ async function pathExists(path: string): Promise<boolean> {
   } catch (err) {
     return !(err instanceof Deno.errors.NotFound);
   }
+}
+
+function execOf(rt: { exec?: Exec }): Exec {
+  return rt.exec ?? processExec;
+}
+
+function logOf(rt: { log?: Logger }): Logger {
+  return rt.log ?? rootLog;
 }

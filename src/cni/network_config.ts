@@ -4,6 +4,7 @@
  * its original text so it reaches the plugins byte for byte.
  */
 
+import { describe, isObject } from "../util/errors.ts";
 import { CniErrorCode, ConfigError } from "./errors.ts";
 import { JsonSyntaxError, parseJsonc, rawArrayElements, setTopLevelKeys } from "./raw_json.ts";
 
@@ -37,17 +38,6 @@ export interface NetworkConfig {
 
 function fieldOf(where: string, field: string): string {
   return where ? `${where}.${field}` : field;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") return "an object";
-  return JSON.stringify(value);
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /**

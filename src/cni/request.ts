@@ -6,6 +6,7 @@
 
 import { CniError, CniErrorCode } from "./errors.ts";
 import { JsonSyntaxError, stripJsonc } from "./raw_json.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** A CNI command. */
 export type CniCommand = "ADD" | "DEL" | "CHECK" | "VERSION" | "STATUS" | "GC";
@@ -167,7 +168,7 @@ export function parseConfigText(text: string): Record<string, unknown> {
     // (nesting depth) must hold for every text accepted here.
     value = JSON.parse(stripJsonc(text));
   } catch (err) {
-    const reason = err instanceof JsonSyntaxError ? err.detail : (err as Error).message;
+    const reason = err instanceof JsonSyntaxError ? err.detail : errorMessage(err);
     throw new CniError(
       CniErrorCode.DecodeFailure,
       `error unmarshall network config: ${reason}`,

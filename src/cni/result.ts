@@ -4,6 +4,7 @@
  * conversion between versions exactly as libcni does (specs.md, "Result conversion table").
  */
 
+import { describe } from "../util/errors.ts";
 import { parseIp as parseIpBytes } from "../util/ip.ts";
 import { CniError, CniErrorCode } from "./errors.ts";
 
@@ -164,13 +165,6 @@ type JsonObject = Record<string, unknown>;
 
 function decodeError(message: string): CniError {
   return new CniError(CniErrorCode.DecodeFailure, `Cannot decode CNI result: ${message}`);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object") return "an object";
-  return JSON.stringify(value);
 }
 
 function isObject(value: unknown): value is JsonObject {

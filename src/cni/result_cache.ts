@@ -9,6 +9,7 @@ import { StorageError } from "./errors.ts";
 import { validateContainerId, validateIfName, validateNetworkName } from "./request.ts";
 import { removeStaleTempFiles, writeFileAtomic } from "../util/atomic_write.ts";
 import { log } from "../log/logger.ts";
+import { errorMessage, isObject } from "../util/errors.ts";
 
 /** One cached attachment. */
 export interface CachedAttachment {
@@ -53,7 +54,7 @@ export async function writeCachedResult(cacheDir: string, entry: CachedAttachmen
   } catch (err) {
     throw new StorageError(
       path,
-      `cannot write the result cache file "${path}": ${(err as Error).message}`,
+      `cannot write the result cache file "${path}": ${errorMessage(err)}`,
       { cause: err, details: "check that the CNI cache directory is writable and not full" },
     );
   }
@@ -70,7 +71,7 @@ export async function readCachedResult(
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) {
-      log.verbose(`cannot read the result cache file "${path}": ${(err as Error).message}`);
+      log.verbose(`cannot read the result cache file "${path}": ${errorMessage(err)}`);
     }
     return undefined;
   }
@@ -107,7 +108,7 @@ export async function removeCachedResult(
     if (!(err instanceof Deno.errors.NotFound)) {
       throw new StorageError(
         path,
-        `cannot remove the result cache file "${path}": ${(err as Error).message}`,
+        `cannot remove the result cache file "${path}": ${errorMessage(err)}`,
         { cause: err },
       );
     }
@@ -134,7 +135,7 @@ export async function listCachedAttachments(
     if (err instanceof Deno.errors.NotFound) return [];
     throw new StorageError(
       dir,
-      `cannot list the result cache directory "${dir}": ${(err as Error).message}`,
+      `cannot list the result cache directory "${dir}": ${errorMessage(err)}`,
       { cause: err },
     );
   }
@@ -218,10 +219,6 @@ function pickKey(
   key: Pick<CachedAttachment, "networkName" | "containerId" | "ifName">,
 ): Pick<CachedAttachment, "networkName" | "containerId" | "ifName"> {
   return { containerId: key.containerId, ifName: key.ifName, networkName: key.networkName };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** Go marshals maps with sorted keys, at every depth. */

@@ -6,16 +6,17 @@
  * an error names the file and the key.
  */
 
+import { errorMessage } from "../util/errors.ts";
 import * as z from "zod/mini";
 import { ConfigError } from "../cni/errors.ts";
-import { type ConfOverlay, overlayFrom } from "../multus/conf_overlay.ts";
-import { loadMultusNetConf, NETCONF_KEYS } from "../multus/netconf.ts";
-import { RawJson, setTopLevelKeys, stripJsonc } from "../cni/raw_json.ts";
+import { type ConfOverlay, overlayFrom } from "../multus/config/conf_overlay.ts";
+import { loadMultusNetConf, NETCONF_KEYS } from "../multus/config/netconf.ts";
+import { setTopLevelKeys, stripJsonc } from "../cni/raw_json.ts";
 import { isSupportedVersion } from "../cni/version.ts";
 import { type LogLevel, parseLogLevel } from "../log/logger.ts";
 import { parseLongOptions } from "../util/cli_args.ts";
 import { resolve } from "../util/path.ts";
-import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "../shim/protocol.ts";
+import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "../multus/config/thick.ts";
 
 /** Multus's default `-config`. */
 export const DEFAULT_CONFIG_FILE = "/etc/cni/net.d/multus.d/daemon-config.json";
@@ -53,7 +54,7 @@ export interface DaemonConfig {
   requestTimeoutSeconds: number;
   /** Ours: after SIGTERM, how long running requests may take to finish. */
   shutdownGraceSeconds: number;
-  /** The netconf keys laid over every request (logging keys always included). */
+  /** The netconf keys laid over every request (all but the logging keys). */
   overlay: ConfOverlay;
   /** Things to say once at start (ignored or not yet applied keys). */
   warnings: string[];
@@ -111,7 +112,7 @@ export function parseDaemonArgs(
       },
     });
   } catch (err) {
-    throw new DaemonConfigError(`multus daemon: ${(err as Error).message}; see --help`, 2);
+    throw new DaemonConfigError(`multus daemon: ${errorMessage(err)}; see --help`, 2);
   }
   const v = parsed.values;
   return {
@@ -199,7 +200,7 @@ export async function loadDaemonConfig(args: DaemonArgs): Promise<DaemonConfig> 
     text = await Deno.readTextFile(file);
   } catch (err) {
     throw new DaemonConfigError(
-      `Cannot read the daemon configuration ${file}: ${(err as Error).message}`,
+      `Cannot read the daemon configuration ${file}: ${errorMessage(err)}`,
     );
   }
   return parseDaemonConfig(text, { file, nodeName: args.nodeName });
@@ -217,7 +218,7 @@ export function parseDaemonConfig(
   } catch (err) {
     throw new DaemonConfigError(
       `Cannot parse the daemon configuration ${file}: ${
-        (err as { detail?: string }).detail ?? (err as Error).message
+        (err as { detail?: string }).detail ?? errorMessage(err)
       }`,
     );
   }
@@ -271,16 +272,9 @@ export function parseDaemonConfig(
     toStderr: netconf.logToStderrSet ? netconf.logToStderr : true,
     rotation: netconf.logOptions,
   };
-  // Every request configures the (process-wide) logger from its configuration: give all of
-  // them the daemon's logging, so no request turns the daemon's log file or level off.
-  const overlay: ConfOverlay = {
-    ...withoutLogKeys(fileOverlay),
-    logFile: new RawJson(JSON.stringify(logging.file)),
-    logToStderr: new RawJson(JSON.stringify(logging.toStderr)),
-    logOptions: new RawJson(JSON.stringify(logging.rotation)),
-    // Multus's default level, unless the file sets one.
-    logLevel: new RawJson(JSON.stringify(logging.level ?? "panic")),
-  };
+  // The logging keys are the daemon's own: its requests log through it (the daemon configures
+  // its logger once), so they are not laid over requests.
+  const overlay = withoutLogKeys(fileOverlay);
   warnings.push(...netconf.warnings);
 
   if (d.chrootDir) {

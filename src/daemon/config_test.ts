@@ -30,16 +30,7 @@ Deno.test("parseDaemonConfig() applies Multus's defaults and ours", () => {
   assert.equal(config.queueTimeoutSeconds, DAEMON_DEFAULTS.queueTimeoutSeconds);
   assert.equal(config.logging.toStderr, true);
   assert.deepEqual(config.warnings, []);
-  // A request's own logging settings never change the process-wide logger.
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(config.overlay).map(([k, v]) => [k, v.text])),
-    {
-      logFile: '""',
-      logToStderr: "true",
-      logOptions: "{}",
-      logLevel: '"panic"',
-    },
-  );
+  assert.deepEqual(config.overlay, {});
 });
 
 Deno.test("parseDaemonConfig() matches keys case-insensitively and maps connectionLimit", () => {
@@ -52,7 +43,7 @@ Deno.test("parseDaemonConfig() matches keys case-insensitively and maps connecti
   assert.equal(config.metricsPort, 9091);
 });
 
-Deno.test("parseDaemonConfig() lays netconf keys over requests as their text, and the daemon's logging always", () => {
+Deno.test("parseDaemonConfig() lays netconf keys but the logging ones over requests, as their text", () => {
   const text =
     '{"socketDir":"/run/x","cniDir":"/var/lib/cni/multus","delegates":[{"cniVersion":"1.0.0","name":"n","type":"bridge","big":12345678901234567890}],"logLevel":"debug","logFile":"/var/log/multus.log","chrootDir":"/hostroot"}';
   const config = parseDaemonConfig(text, where);
@@ -60,12 +51,9 @@ Deno.test("parseDaemonConfig() lays netconf keys over requests as their text, an
   assert.deepEqual(overlay, {
     cniDir: '"/var/lib/cni/multus"',
     delegates: '[{"cniVersion":"1.0.0","name":"n","type":"bridge","big":12345678901234567890}]',
-    logFile: '"/var/log/multus.log"',
-    logToStderr: "true",
-    logOptions: "{}",
-    logLevel: '"debug"',
   });
   assert.equal(config.logging.level, "debug");
+  assert.equal(config.logging.file, "/var/log/multus.log");
   assert.match(config.warnings[0], /"chrootDir" \(\/hostroot\) is not applied yet/);
 });
 

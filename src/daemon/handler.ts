@@ -1,23 +1,31 @@
 /**
  * @module
- * What the daemon does with a CNI request once it may run: behind a small interface, so a
- * handler built on a per-request session can replace the in-process one below.
+ * What the daemon does with a CNI request once it may run: behind a small interface, so that
+ * another way of running requests (with the daemon's shared API client and watch caches) can
+ * replace the one below.
  */
 
-import type { CniCommand } from "../cni/request.ts";
-import { type CommandOutcome, commandOutcome } from "../cni/outcome.ts";
-import { sniffCniVersion } from "../cni/config_sniff.ts";
-import { loadMultusNetConf } from "../multus/netconf.ts";
+import { type CniPlugin, runSkel } from "../cni/skel.ts";
+import { log } from "../log/logger.ts";
+import { loadMultusNetConf } from "../multus/config/netconf.ts";
+import { multusPlugin } from "../multus/run/command.ts";
 
-/** One CNI request as the daemon received it (environment checked, overlay applied). */
+/** One CNI request as the daemon received it (overlay applied). */
 export interface CniCall {
-  command: CniCommand;
+  /** `CNI_COMMAND`. */
+  command: string;
   /** `CNI_CONTAINERID` ("" for STATUS and GC). */
   containerId: string;
   /** The CNI variables (`CNI_*`) of the request. */
   env: Record<string, string>;
   /** The configuration text, with the daemon's keys laid over it. */
   config: string;
+}
+
+/** What a request printed: the result (possibly empty) or the CNI error object, as text. */
+export interface CniAnswer {
+  ok: boolean;
+  stdout: string;
 }
 
 /** Runs CNI requests for the daemon. */
@@ -27,25 +35,28 @@ export interface CniHandler {
    * it can. Cheap: called before the request waits for a slot.
    */
   declines(call: CniCall): string | undefined;
-  /** Runs the request: what the thin plugin would print, and its exit status. */
-  handle(call: CniCall): Promise<CommandOutcome>;
+  /** Runs the request: exactly what the thin plugin would print. */
+  handle(call: CniCall): Promise<CniAnswer>;
 }
 
 /**
- * Runs requests in this process with the thin plugin's own code (`runCniCommand`), so the
- * daemon's ADD and DEL give exactly the thin plugin's results, caches and annotations.
+ * Runs requests in this process through the CNI skeleton with the Multus plugin, the thin
+ * plugin's own code, so the daemon's ADD and DEL give exactly the thin plugin's results,
+ * caches and annotations. Each request has its own logger (a child of the daemon's) and its
+ * own API session; the daemon's logger is configured once, from the daemon's configuration.
  *
- * That code keeps its Kubernetes client, NAD reads and pod read in module state for one run;
- * in a long-lived process they would be shared by every request (stale pods and NADs, the
- * first request's credentials). Requests that would use the API are therefore declined and
- * run by the shim until a per-request session replaces that state.
+ * Kubernetes-mode requests are declined for now (the shim runs them): each would open its own
+ * API client, and the daemon's request kubeconfig paths are the host's; they come to the
+ * daemon with its shared client and watch caches.
  */
 export class InProcessCniHandler implements CniHandler {
   #env: Record<string, string | undefined>;
+  #plugin: CniPlugin;
 
   /** @param processEnv The daemon's environment (in-cluster API variables are read there). */
   constructor(processEnv: Record<string, string | undefined>) {
     this.#env = processEnv;
+    this.#plugin = multusPlugin({ log, configureLog: false, env: processEnv });
   }
 
   declines(call: CniCall): string | undefined {
@@ -61,10 +72,13 @@ export class InProcessCniHandler implements CniHandler {
     return kubeconfig !== "" || inCluster ? "kubernetes-mode" : undefined;
   }
 
-  handle(call: CniCall): Promise<CommandOutcome> {
-    return commandOutcome(call.command, sniffCniVersion(call.config), async () => {
-      const { runCniCommand } = await import("../multus/plugin.ts");
-      return await runCniCommand(call.env, () => Promise.resolve(call.config));
-    });
+  async handle(call: CniCall): Promise<CniAnswer> {
+    const outcome = await runSkel(
+      { env: call.env, readStdin: () => Promise.resolve(call.config), log },
+      this.#plugin,
+    );
+    return outcome.ok
+      ? { ok: true, stdout: outcome.stdout }
+      : { ok: false, stdout: JSON.stringify(outcome.error, null, 4) };
   }
 }

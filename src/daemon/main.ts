@@ -6,22 +6,23 @@
  * `shutdownGraceSeconds` to finish, the socket is removed, and the process exits 0.
  */
 
+import { errorMessage } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
-import { FALLBACK_RECORD_NAME } from "../shim/protocol.ts";
+import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
 import { DaemonConfigError, daemonHelp, loadDaemonConfig, parseDaemonArgs } from "./config.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
 import { InProcessCniHandler } from "./handler.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
-import { DAEMON_LOG_CONTEXT, DaemonServer } from "./server.ts";
+import { DaemonServer } from "./server.ts";
 import { SocketError } from "./socket.ts";
 
 const encoder = new TextEncoder();
 
 /** A line of the daemon's own, whatever the level (start, stop, problems). */
 function say(level: "error" | "verbose", message: string): void {
-  log.always(level, message, DAEMON_LOG_CONTEXT);
+  log.always(level, message);
 }
 
 function writeErr(text: string): void {
@@ -32,9 +33,10 @@ function writeErr(text: string): void {
  * Runs the daemon until it is stopped.
  *
  * @param args The arguments after `daemon`.
+ * @param version This build's version, for `--version`.
  * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line.
  */
-export async function runDaemon(args: string[]): Promise<number> {
+export async function runDaemon(args: string[], version: string): Promise<number> {
   let config;
   try {
     const parsed = parseDaemonArgs(args, Deno.env.toObject());
@@ -43,8 +45,7 @@ export async function runDaemon(args: string[]): Promise<number> {
       return 0;
     }
     if (parsed.version) {
-      const { MULTUS_VERSION } = await import("../main.ts");
-      Deno.stdout.writeSync(encoder.encode(`multus-daemon: version:${MULTUS_VERSION}\n`));
+      Deno.stdout.writeSync(encoder.encode(`multus-daemon: version:${version}\n`));
       return 0;
     }
     config = await loadDaemonConfig(parsed);
@@ -100,7 +101,7 @@ export async function runDaemon(args: string[]): Promise<number> {
   } catch (err) {
     const message = err instanceof SocketError
       ? err.message
-      : `Cannot serve ${config.socketPath}: ${(err as Error).message}`;
+      : `Cannot serve ${config.socketPath}: ${errorMessage(err)}`;
     say("error", `daemon: ${message}`);
     return 1;
   }
@@ -116,7 +117,7 @@ export async function runDaemon(args: string[]): Promise<number> {
       say(
         "error",
         `daemon: cannot serve metrics on ${config.metricsAddress}:${config.metricsPort}: ${
-          (err as Error).message
+          errorMessage(err)
         }`,
       );
       await server.shutdown(0);

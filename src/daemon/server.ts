@@ -19,15 +19,15 @@
  * requests share (the limiter, the overlay, the handler, the metrics).
  */
 
-import { CniError, CniErrorCode } from "../cni/errors.ts";
+import { CniError, CniErrorCode, toCniErrorJson } from "../cni/errors.ts";
 import { sniffCniVersion } from "../cni/config_sniff.ts";
-import { type CommandOutcome, commandOutcome } from "../cni/outcome.ts";
 import { type CniRequest, parseRequest } from "../cni/request.ts";
-import { log, type LogContext } from "../log/logger.ts";
-import { applyOverlay, type ConfOverlay } from "../multus/conf_overlay.ts";
-import { FALLBACK_HEADER, OUTPUT_HEADER } from "../shim/protocol.ts";
+import { log, type Logger } from "../log/logger.ts";
+import { applyOverlay, type ConfOverlay } from "../multus/config/conf_overlay.ts";
+import { FALLBACK_HEADER, OUTPUT_HEADER } from "../multus/config/thick.ts";
+import { errorMessage } from "../util/errors.ts";
 import type { DaemonMetrics } from "./daemon_metrics.ts";
-import type { CniCall, CniHandler } from "./handler.ts";
+import type { CniAnswer, CniCall, CniHandler } from "./handler.ts";
 import { LimiterRefusal, type RequestLimiter } from "./limiter.ts";
 import { parseShimRequest, readRequestBody } from "./shim_request.ts";
 import {
@@ -53,17 +53,15 @@ export interface DaemonServerOptions {
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
 
-/**
- * Context for the daemon's own log lines: the logger is shared by the process and keeps the
- * last request's container and pod, which must not label the daemon's lines.
- */
-export const DAEMON_LOG_CONTEXT: LogContext = { containerId: "", pod: "", network: "" };
-
-function requestLogContext(request: CniRequest): LogContext {
+/** The daemon's lines about one request carry its container and pod. */
+function requestLog(request: CniRequest): Logger {
   const args = new Map(request.args);
   const ns = args.get("K8S_POD_NAMESPACE");
   const name = args.get("K8S_POD_NAME");
-  return { containerId: request.containerId, pod: ns && name ? `${ns}/${name}` : "", network: "" };
+  return log.child({
+    containerId: request.containerId || undefined,
+    pod: ns && name ? `${ns}/${name}` : undefined,
+  });
 }
 
 /** The socket server. */
@@ -89,11 +87,7 @@ export class DaemonServer {
         path: options.socketPath,
         onListen() {},
         onError: (err) => {
-          log.always(
-            "error",
-            `daemon: request failed: ${(err as Error)?.message ?? err}`,
-            DAEMON_LOG_CONTEXT,
-          );
+          log.always("error", `daemon: request failed: ${errorMessage(err)}`);
           return new Response("internal error\n", { status: 500 });
         },
       },
@@ -185,10 +179,12 @@ export class DaemonServer {
     }
     try {
       cni = parseRequest(env);
-    } catch (err) {
-      // The same errors the plugin gives for a bad environment.
-      const outcome = await failed(env.CNI_COMMAND, sniffCniVersion(config), err);
-      o.metrics.requests.inc({ command: env.CNI_COMMAND ?? "", result: "error" });
+    } catch {
+      // A bad environment: the handler's skeleton refuses it before anything runs, with the
+      // plugin's own error.
+      const command = env.CNI_COMMAND ?? "";
+      const outcome = await o.handler.handle({ command, containerId: "", env, config });
+      o.metrics.requests.inc({ command, result: "error" });
       return answer(outcome, { wantsOutput });
     }
     const call: CniCall = {
@@ -203,9 +199,8 @@ export class DaemonServer {
     const notHere = this.#draining ? "draining" : o.handler.declines(call);
     if (notHere) {
       o.metrics.requests.inc({ command, result: "fallback" });
-      log.verbose(
+      requestLog(cni).verbose(
         `daemon: ${command} of ${describe(cni)} left to the shim (${notHere})`,
-        requestLogContext(cni),
       );
       return leaveToShim(notHere, command, config);
     }
@@ -223,12 +218,10 @@ export class DaemonServer {
     run.then((outcome) => {
       const seconds = (performance.now() - startedAt) / 1000;
       o.metrics.duration.observe({ command }, seconds);
-      log.verbose(
-        `daemon: ${command} of ${describe(cni)} ${outcome.exitCode === 0 ? "done" : "failed"} in ${
+      requestLog(cni).verbose(
+        `daemon: ${command} of ${describe(cni)} ${outcome.ok ? "done" : "failed"} in ${
           Math.round(seconds * 1000)
-        } ms ` +
-          `(waited ${Math.round(startedAt - waitStart)} ms)`,
-        requestLogContext(cni),
+        } ms (waited ${Math.round(startedAt - waitStart)} ms)`,
       );
     }, () => {});
 
@@ -238,7 +231,7 @@ export class DaemonServer {
         timer = setTimeout(() => resolve("too-long"), o.requestTimeoutMs);
       })
     );
-    let outcome: CommandOutcome | "too-long";
+    let outcome: CniAnswer | "too-long";
     try {
       outcome = await Promise.race([run, tooLong]);
     } catch (err) {
@@ -275,7 +268,7 @@ export class DaemonServer {
       );
       return answer(await failed(command, sniffCniVersion(config), late), { wantsOutput });
     }
-    o.metrics.requests.inc({ command, result: outcome.exitCode === 0 ? "success" : "error" });
+    o.metrics.requests.inc({ command, result: outcome.ok ? "success" : "error" });
     return answer(outcome, { wantsOutput, command, cniVersion: sniffCniVersion(call.config) });
   }
 }
@@ -288,12 +281,18 @@ function describe(request: CniRequest): string {
   return request.containerId ? `container "${request.containerId.slice(0, 12)}"` : "the node";
 }
 
+/** A failure answered without running the request, logged as the skeleton logs one. */
 function failed(
   command: string | undefined,
   cniVersion: string | undefined,
   err: unknown,
-): Promise<CommandOutcome> {
-  return commandOutcome(command ?? "request", cniVersion, () => Promise.reject(err));
+): Promise<CniAnswer> {
+  const error = toCniErrorJson(err, cniVersion);
+  log.always(
+    "error",
+    `${command ?? "request"} failed: ${error.msg}${error.details ? ` (${error.details})` : ""}`,
+  );
+  return Promise.resolve({ ok: false, stdout: JSON.stringify(error, null, 4) });
 }
 
 function methodNotAllowed(): Response {
@@ -332,7 +331,7 @@ function leaveToShim(reason: string, command: string, config: string): Response 
  * (`{"Result": ...}` in version 1.0.0, or the error JSON) for Multus's shim.
  */
 async function answer(
-  outcome: CommandOutcome,
+  outcome: CniAnswer,
   options: {
     wantsOutput: boolean;
     status?: number;
@@ -343,12 +342,12 @@ async function answer(
 ): Promise<Response> {
   const headers: Record<string, string> = { ...JSON_HEADERS };
   if (options.retryAfter) headers["Retry-After"] = "1";
-  const status = options.status ?? (outcome.exitCode === 0 ? 200 : 400);
+  const status = options.status ?? (outcome.ok ? 200 : 400);
   if (options.wantsOutput) {
     headers[OUTPUT_HEADER] = "plugin";
     return new Response(outcome.stdout, { status, headers });
   }
-  if (outcome.exitCode !== 0) return new Response(outcome.stdout, { status, headers });
+  if (!outcome.ok) return new Response(outcome.stdout, { status, headers });
   if (options.command !== "ADD" || outcome.stdout.trim() === "") {
     return new Response(null, { status: 200, headers });
   }
@@ -363,7 +362,7 @@ async function answer(
       options.cniVersion,
       new CniError(
         CniErrorCode.IncompatibleVersion,
-        `failed to generate the CNI result: ${(err as Error).message}`,
+        `failed to generate the CNI result: ${errorMessage(err)}`,
       ),
     );
     return new Response(converted.stdout, { status: 400, headers });

@@ -5,6 +5,7 @@
  * Only the CNI variables of `env` are kept: Multus's shim sends its whole environment.
  */
 
+import { errorMessage } from "../util/errors.ts";
 import { CniError, CniErrorCode } from "../cni/errors.ts";
 
 /** The most a request body may hold (the configuration is about 3 MiB of it, base64). */
@@ -67,7 +68,7 @@ export function parseShimRequest(body: Uint8Array): ShimRequest {
   try {
     parsed = JSON.parse(new TextDecoder().decode(body));
   } catch (err) {
-    throw decodeError(`it is not JSON (${(err as Error).message})`);
+    throw decodeError(`it is not JSON (${errorMessage(err)})`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw decodeError("it is not a JSON object");

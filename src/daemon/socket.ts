@@ -6,7 +6,7 @@
  */
 
 import { dirname } from "../util/path.ts";
-import { cancellableDeadline, UnixHttpError, unixHttpRequest } from "../shim/unix_http.ts";
+import { cancellableDeadline, UnixHttpError, unixHttpRequest } from "../util/unix_http.ts";
 
 /** The socket cannot be used; the message says why and what to do. */
 export class SocketError extends Error {

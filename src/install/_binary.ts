@@ -8,6 +8,7 @@
 
 import { basename, dirname, join } from "../util/path.ts";
 import { syncDirectory } from "../util/atomic_write.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Mode of the installed plugin. */
 export const PLUGIN_MODE = 0o755;
@@ -32,7 +33,7 @@ export async function installFile(source: string, target: string): Promise<Insta
   try {
     sourceInfo = await Deno.stat(source);
   } catch (err) {
-    throw new Error(`Cannot read the multus binary ${source}: ${(err as Error).message}`);
+    throw new Error(`Cannot read the multus binary ${source}: ${errorMessage(err)}`);
   }
   if (!sourceInfo.isFile) throw new Error(`The multus binary ${source} is not a regular file`);
   if (await sameContent(source, target, sourceInfo.size)) return { path: target, changed: false };
@@ -61,7 +62,7 @@ export async function installFile(source: string, target: string): Promise<Insta
     await Deno.rename(tmp, target);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot install ${target}: ${(err as Error).message}`);
+    throw new Error(`Cannot install ${target}: ${errorMessage(err)}`);
   }
   await syncDirectory(dirname(target));
   return { path: target, changed: true };
@@ -103,7 +104,7 @@ export async function installText(
     await Deno.rename(tmp, target);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write ${target}: ${(err as Error).message}`);
+    throw new Error(`Cannot write ${target}: ${errorMessage(err)}`);
   }
   await syncDirectory(dirname(target));
   return { path: target, changed: true };

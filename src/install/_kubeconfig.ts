@@ -15,6 +15,7 @@
 
 import { join } from "../util/path.ts";
 import { isUnderHostPrefix, toHostPath } from "./flags.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Inputs of {@linkcode renderKubeconfig}. */
 export interface KubeconfigOptions {
@@ -128,7 +129,7 @@ async function readCredential(path: string, what: string): Promise<Uint8Array> {
   } catch (err) {
     const reason = err instanceof Deno.errors.NotFound
       ? "no such file (is the ServiceAccount token mounted? see --service-account-dir)"
-      : (err as Error).message;
+      : errorMessage(err);
     throw new Error(`Cannot read the ${what} ${path}: ${reason}`);
   }
 }

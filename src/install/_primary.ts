@@ -7,6 +7,7 @@
  */
 
 import { join } from "../util/path.ts";
+import { errorMessage, isObject } from "../util/errors.ts";
 
 /** File names this installer writes into the CNI config directory. */
 export const OUR_CONFIG_NAMES = ["00-multus.conf", "00-multus.conflist"] as const;
@@ -112,11 +113,6 @@ export function isMultusConfig(conf: Record<string, unknown>): boolean {
   return types.some((t) => t === "multus" || t === "multus-shim");
 }
 
-/** True when `value` is a plain JSON object. */
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 function hasConfigExtension(name: string): boolean {
   return CONFIG_EXTENSIONS.some((ext) => name.endsWith(ext));
 }
@@ -169,14 +165,16 @@ async function loadConfig(path: string): Promise<Loaded> {
     text = await Deno.readTextFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return { kind: "gone" };
-    return { kind: "invalid", path, reason: `cannot read it: ${(err as Error).message}` };
+    return { kind: "invalid", path, reason: `cannot read it: ${errorMessage(err)}` };
   }
   let conf: unknown;
   try {
     conf = JSON.parse(text);
   } catch (err) {
-    return { kind: "invalid", path, reason: `it is not valid JSON: ${(err as Error).message}` };
+    return { kind: "invalid", path, reason: `it is not valid JSON: ${errorMessage(err)}` };
   }
   if (!isObject(conf)) return { kind: "invalid", path, reason: "it is not a JSON object" };
   return { kind: "ok", conf };
 }
+
+export { isObject };

@@ -26,6 +26,7 @@ import {
   OUR_CONFIG_NAMES,
   RENAMED_SUFFIX,
 } from "./_primary.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Exit status for a command line that cannot be used. */
 export const EXIT_USAGE = 2;
@@ -178,7 +179,7 @@ class Installer {
         try {
           await this.#syncKubeconfig();
         } catch (err) {
-          this.#sayOnce("kubeconfig", (err as Error).message);
+          this.#sayOnce("kubeconfig", errorMessage(err));
         }
         await this.#syncConfig();
       }
@@ -224,7 +225,7 @@ class Installer {
           result.changed ? `Installed ${target} (from ${source})` : `${target} is up to date`,
         );
       } catch (err) {
-        throw new InstallError((err as Error).message);
+        throw new InstallError(errorMessage(err));
       }
       return;
     }
@@ -246,7 +247,7 @@ class Installer {
     try {
       result = await installText(target, text, 0o755);
     } catch (err) {
-      throw new InstallError((err as Error).message);
+      throw new InstallError(errorMessage(err));
     }
     this.#say(
       `Running from source, not as a compiled binary: ${
@@ -286,7 +287,7 @@ class Installer {
         env: this.#env,
       });
     } catch (err) {
-      throw new InstallError((err as Error).message);
+      throw new InstallError(errorMessage(err));
     }
     const target = this.#kubeconfigPath;
     const existed = await exists(target);
@@ -294,7 +295,7 @@ class Installer {
     try {
       result = await installText(target, rendered.text, KUBECONFIG_MODE);
     } catch (err) {
-      throw new InstallError((err as Error).message);
+      throw new InstallError(errorMessage(err));
     }
     this.#owned.set(target, rendered.text);
     this.#onceByTopic.delete("kubeconfig");
@@ -328,7 +329,7 @@ class Installer {
         ? await this.#syncAutoConfig()
         : await this.#syncCopiedConfig();
     } catch (err) {
-      return this.#problem("error", `Cannot update the Multus config: ${(err as Error).message}`);
+      return this.#problem("error", `Cannot update the Multus config: ${errorMessage(err)}`);
     }
   }
 
@@ -660,7 +661,7 @@ async function listConfigNames(dir: string): Promise<string[]> {
 function describe(err: unknown): string {
   if (err instanceof Deno.errors.NotFound) return "no such file or directory";
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
-  return err instanceof Error ? err.message : String(err);
+  return errorMessage(err);
 }
 
 function writeErr(text: string): void {

@@ -2,14 +2,15 @@
  * @module
  * A small Kubernetes API client: the handful of calls the plugin makes (get a pod, get a
  * NetworkAttachmentDefinition, write the pod's annotations, post an event), with a timeout
- * on every request and bounded retries for failures that pass on their own.
+ * on every request and bounded retries for failures that pass on their own; and, for a
+ * process that keeps caches, a list and a streaming watch.
  *
  * Transport: `fetch` with `Deno.createHttpClient` (CA, client certificate), or `node:https`
  * (loaded only then) when the kubeconfig asks for `insecure-skip-tls-verify` or
  * `tls-server-name`, which `createHttpClient` cannot do.
  */
 
-import { CniErrorCode } from "../cni/errors.ts";
+import { ErrorCode } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
@@ -21,12 +22,15 @@ import {
 } from "./tls_errors.ts";
 import {
   answerMismatch,
+  type ApiResource,
   type ExpectedObject,
   isKubeStatus,
   type KubeEvent,
+  type KubeList,
   type KubeStatus,
   type NetworkAttachmentDefinition,
   type Pod,
+  type WatchEvent,
 } from "./types.ts";
 
 /** Options of a {@linkcode KubeClient}. */
@@ -53,12 +57,59 @@ export interface PodEventOptions {
   host?: string;
 }
 
+/** Options of {@linkcode KubeClient.list}. */
+export interface ListOptions {
+  /** Only this namespace; every namespace when absent. */
+  namespace?: string;
+  /** A field selector, e.g. `spec.nodeName=node-1`. */
+  fieldSelector?: string;
+  /** `resourceVersion` of the list (default: none, the latest). */
+  resourceVersion?: string;
+  /** Stops the call, retries included; it then rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** Options of {@linkcode KubeClient.watch}. */
+export interface WatchOptions {
+  /** Only this namespace; every namespace when absent. */
+  namespace?: string;
+  /** A field selector, e.g. `spec.nodeName=node-1`. */
+  fieldSelector?: string;
+  /**
+   * Send the changes after this version (a list's `metadata.resourceVersion`). Without it the
+   * server starts with an `ADDED` event for every object.
+   */
+  resourceVersion?: string;
+  /** Ask for `BOOKMARK` events (default true). */
+  allowWatchBookmarks?: boolean;
+  /** The server ends the watch (cleanly) after this many seconds. */
+  timeoutSeconds?: number;
+  /**
+   * Longest time without a byte from the server once the watch is open, in milliseconds
+   * (default 120000: kube-apiserver sends a bookmark every minute to a watch that allows
+   * them). The request timeout only bounds the wait for the answer's headers.
+   */
+  idleTimeoutMs?: number;
+  /** Longest event line accepted, in bytes (default 4 MiB). */
+  maxEventBytes?: number;
+  /** Ends the watch: the iteration then finishes without an error. */
+  signal?: AbortSignal;
+  /** Called once the server has accepted the watch (its answer's headers are in). */
+  onOpen?: () => void;
+}
+
 /** Default per-request timeout (ms). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** Default budget of one call, retries included (ms). */
 export const DEFAULT_TOTAL_TIMEOUT_MS = 30_000;
 /** Default number of retries. */
 export const DEFAULT_MAX_RETRIES = 4;
+/** Default longest silence of an open watch (ms): two of kube-apiserver's bookmark periods. */
+export const DEFAULT_WATCH_IDLE_TIMEOUT_MS = 120_000;
+/** Default longest watch event line (bytes): etcd's 1.5 MiB object limit, with room. */
+export const DEFAULT_MAX_WATCH_EVENT_BYTES = 4 * 1024 * 1024;
+/** How much of an error answer to a watch is read, to quote it. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 const BACKOFF_BASE_MS = 100;
 const BACKOFF_MAX_MS = 2_000;
@@ -119,8 +170,18 @@ interface WireResponse {
   body: string;
 }
 
+/** One HTTP answer whose body is read as it arrives. */
+interface WireStream {
+  status: number;
+  statusText: string;
+  retryAfter: string | null;
+  body: AsyncIterable<Uint8Array>;
+}
+
 interface Transport {
   send(request: WireRequest): Promise<WireResponse>;
+  /** Sends a request and answers once the headers are in; the body streams. */
+  stream(request: WireRequest): Promise<WireStream>;
   close(): void;
 }
 
@@ -136,6 +197,8 @@ interface Call {
   contentType?: string;
   /** The object a 2xx answer must be; anything else fails the call. */
   expect?: ExpectedObject;
+  /** Stops the call, retries included. */
+  signal?: AbortSignal;
 }
 
 /** Why one attempt failed. */
@@ -320,6 +383,174 @@ export class KubeClient {
     });
   }
 
+  /**
+   * Lists a resource, in one namespace or all.
+   *
+   * @returns The list; `metadata.resourceVersion` is where a watch continues from.
+   * @throws {K8sApiError} when the server refuses or cannot be reached (after retries).
+   */
+  async list<T>(resource: ApiResource, options: ListOptions = {}): Promise<KubeList<T>> {
+    const query = new URLSearchParams();
+    if (options.fieldSelector) query.set("fieldSelector", options.fieldSelector);
+    if (options.resourceVersion) query.set("resourceVersion", options.resourceVersion);
+    const path = collectionPath(resource, options.namespace);
+    const action = `list ${describeCollection(resource, options)}`;
+    const list = await this.#call<KubeList<T>>({
+      verb: "list",
+      method: "GET",
+      path: query.size ? `${path}?${query}` : path,
+      action,
+      signal: options.signal,
+    });
+    if (typeof list !== "object" || list === null || !Array.isArray(list.items)) {
+      throw new K8sApiError(`Cannot ${action}: the API server's answer is not a list`, {
+        status: 200,
+        reason: "InvalidResponse",
+        verb: "list",
+        path,
+        code: ErrorCode.Internal,
+      });
+    }
+    return list;
+  }
+
+  /**
+   * Watches a resource: yields each event as its line arrives, until the server ends the
+   * stream (the iteration finishes), `options.signal` aborts (it finishes too), or it fails.
+   * One request, no retry: the caller decides how to resume (from the last resourceVersion,
+   * or with a new list after a 410 `ERROR` event).
+   *
+   * @throws {K8sApiError} for an error answer, a connection lost, no byte for
+   * `idleTimeoutMs` (`reason` "IdleTimeout"), a line over `maxEventBytes`
+   * ("WatchEventTooLarge") or one that is not a watch event ("InvalidResponse").
+   *
+   * @example
+   * ```ts ignore
+   * const list = await client.list<Pod>(POD_RESOURCE, { fieldSelector });
+   * for await (const event of client.watch<Pod>(POD_RESOURCE, {
+   *   fieldSelector,
+   *   resourceVersion: list.metadata.resourceVersion,
+   *   signal,
+   * })) {
+   *   if (event.type === "ERROR") break; // 410: list again
+   * }
+   * ```
+   */
+  async *watch<T>(
+    resource: ApiResource,
+    options: WatchOptions = {},
+  ): AsyncGenerator<WatchEvent<T>, void, undefined> {
+    if (this.#closed) throw new TypeError("Cannot use a closed KubeClient");
+    const query = new URLSearchParams({ watch: "1" });
+    if (options.resourceVersion) query.set("resourceVersion", options.resourceVersion);
+    if (options.allowWatchBookmarks ?? true) query.set("allowWatchBookmarks", "true");
+    if (options.fieldSelector) query.set("fieldSelector", options.fieldSelector);
+    if (options.timeoutSeconds !== undefined) {
+      query.set("timeoutSeconds", String(Math.max(1, Math.floor(options.timeoutSeconds))));
+    }
+    const call: Call = {
+      verb: "watch",
+      method: "GET",
+      path: `${collectionPath(resource, options.namespace)}?${query}`,
+      action: `watch ${describeCollection(resource, options)}`,
+    };
+    const outer = options.signal;
+    if (outer?.aborted) return;
+    const transport = await this.#getTransport();
+    const idleMs = options.idleTimeoutMs ?? DEFAULT_WATCH_IDLE_TIMEOUT_MS;
+    const maxLineBytes = options.maxEventBytes ?? DEFAULT_MAX_WATCH_EVENT_BYTES;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort();
+    outer?.addEventListener("abort", onAbort, { once: true });
+    if (outer?.aborted) controller.abort(); // while the transport was being made
+    let expired: "request" | "idle" | undefined;
+    let timer = setTimeout(() => {
+      expired = "request";
+      controller.abort();
+    }, this.#requestTimeoutMs);
+    const started = performance.now();
+    const fail = (failure: Failure) => this.#error(call, failure, { attempts: 1, started });
+    this.#requests++;
+    try {
+      let stream: WireStream;
+      try {
+        stream = await transport.stream({
+          method: "GET",
+          url: this.#credentials.server + call.path,
+          headers: this.#headers(),
+          signal: controller.signal,
+        });
+      } catch (err) {
+        if (outer?.aborted) return;
+        throw fail(
+          expired === "request"
+            ? this.#timeoutFailure(this.#requestTimeoutMs)
+            : this.#connectionFailure(err),
+        );
+      }
+      log.debug(
+        `API GET ${call.path} answered ${stream.status} in ${
+          Math.round(performance.now() - started)
+        } ms`,
+      );
+      if (stream.status !== 200) {
+        const body = await readSome(stream.body, MAX_ERROR_BODY_BYTES).catch(() => "");
+        if (outer?.aborted) return;
+        throw fail(responseFailure({ ...stream, body }));
+      }
+      options.onOpen?.();
+      // From here on only silence ends the watch: the timer restarts with every chunk.
+      const rearm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          expired = "idle";
+          controller.abort();
+        }, idleMs);
+      };
+      rearm();
+      // Loaded here: the plugin, which never watches, does not pay for it at start-up.
+      const { LineTooLongError, splitLines } = await import("../util/line_splitter.ts");
+      const idleFailure = (): Failure => ({
+        status: 0,
+        reason: "IdleTimeout",
+        what: `the API server at ${this.#credentials.server} sent nothing for ${idleMs} ms`,
+        retryable: true,
+      });
+      try {
+        for await (const line of splitLines(touching(stream.body, rearm), { maxLineBytes })) {
+          if (line.trim() === "") continue;
+          yield parseWatchEvent<T>(line, fail);
+        }
+      } catch (err) {
+        if (outer?.aborted && !(err instanceof K8sApiError)) return;
+        if (err instanceof K8sApiError) throw err;
+        if (err instanceof LineTooLongError) {
+          throw fail({
+            status: 0,
+            reason: "WatchEventTooLarge",
+            what: `the API server sent an event longer than ${err.limit} bytes`,
+            retryable: false,
+            cause: err,
+          });
+        }
+        if (expired === "idle") throw fail(idleFailure());
+        const failure = this.#connectionFailure(err);
+        // It did answer: the connection broke afterwards.
+        failure.what = failure.what.replace(
+          "was closed before it answered",
+          "broke during the watch",
+        );
+        throw fail(failure);
+      }
+      // A transport may end the body quietly when the idle timer cut it.
+      if (expired === "idle" && !outer?.aborted) throw fail(idleFailure());
+    } finally {
+      clearTimeout(timer);
+      outer?.removeEventListener("abort", onAbort);
+      controller.abort(); // ends the body when the caller stopped iterating early
+    }
+  }
+
   /** Closes the connections. The client cannot be used afterwards. */
   close(): void {
     this.#closed = true;
@@ -370,6 +601,7 @@ export class KubeClient {
     const started = performance.now();
     const deadline = started + this.#totalTimeoutMs;
     for (let attempt = 1;; attempt++) {
+      call.signal?.throwIfAborted();
       const left = deadline - performance.now();
       const timeoutMs = Math.max(1, Math.min(this.#requestTimeoutMs, left));
       const result = await this.#attempt(call, timeoutMs);
@@ -388,8 +620,28 @@ export class KubeClient {
       log.verbose(
         `API ${call.method} ${call.path}: ${failure.what}; retrying in ${Math.round(waitMs)} ms`,
       );
-      await sleep(waitMs);
+      await sleep(waitMs, call.signal);
     }
+  }
+
+  #headers(): Record<string, string> {
+    const headers: Record<string, string> = {
+      "Accept": "application/json",
+      "User-Agent": this.#userAgent,
+    };
+    if (this.#credentials.token) headers["Authorization"] = `Bearer ${this.#credentials.token}`;
+    return headers;
+  }
+
+  #timeoutFailure(timeoutMs: number): Failure {
+    return {
+      status: 0,
+      reason: "Timeout",
+      what: `the API server at ${this.#credentials.server} did not answer within ${
+        Math.round(timeoutMs)
+      } ms`,
+      retryable: true,
+    };
   }
 
   /** One HTTP exchange: the parsed body of a 2xx answer, or why it failed. */
@@ -406,15 +658,11 @@ export class KubeClient {
         what: err.problem.what,
         details: err.problem.details,
         retryable: false,
-        code: CniErrorCode.InvalidNetworkConfig,
+        code: ErrorCode.InvalidNetworkConfig,
         cause: err.cause,
       };
     }
-    const headers: Record<string, string> = {
-      "Accept": "application/json",
-      "User-Agent": this.#userAgent,
-    };
-    if (this.#credentials.token) headers["Authorization"] = `Bearer ${this.#credentials.token}`;
+    const headers = this.#headers();
     let body: string | undefined;
     if (call.body !== undefined) {
       body = JSON.stringify(call.body);
@@ -422,6 +670,9 @@ export class KubeClient {
     }
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const onAbort = () => controller.abort();
+    call.signal?.addEventListener("abort", onAbort, { once: true });
+    if (call.signal?.aborted) controller.abort(); // while the transport was being made
     const sentAt = performance.now();
     this.#requests++;
     let response: WireResponse;
@@ -434,20 +685,15 @@ export class KubeClient {
         signal: controller.signal,
       });
     } catch (err) {
+      call.signal?.throwIfAborted();
       const failure = controller.signal.aborted
-        ? {
-          status: 0,
-          reason: "Timeout",
-          what: `the API server at ${this.#credentials.server} did not answer within ${
-            Math.round(timeoutMs)
-          } ms`,
-          retryable: true,
-        }
+        ? this.#timeoutFailure(timeoutMs)
         : this.#connectionFailure(err);
       log.debug(`API ${call.method} ${call.path}: ${failure.what}`);
       return failure;
     } finally {
       clearTimeout(timer);
+      call.signal?.removeEventListener("abort", onAbort);
     }
     log.debug(
       `API ${call.method} ${call.path} answered ${response.status} in ${
@@ -551,7 +797,7 @@ export class KubeClient {
         ? { code: failure.code }
         : failure.retryable
         ? {}
-        : { code: CniErrorCode.Internal }),
+        : { code: ErrorCode.Internal }),
     });
   }
 
@@ -694,6 +940,20 @@ function createFetchTransport(credentials: KubeCredentials, https: boolean): Tra
         body,
       };
     },
+    async stream(request: WireRequest): Promise<WireStream> {
+      const response = await fetch(request.url, {
+        method: request.method,
+        headers: request.headers,
+        signal: request.signal,
+        client,
+      });
+      return {
+        status: response.status,
+        statusText: response.statusText,
+        retryAfter: response.headers.get("retry-after"),
+        body: response.body ? readUntilAborted(response.body, request.signal) : emptyBody(),
+      };
+    },
     close(): void {
       client.close();
     },
@@ -761,10 +1021,143 @@ async function createNodeTransport(credentials: KubeCredentials): Promise<Transp
         req.end(request.body);
       });
     },
+    stream(request: WireRequest): Promise<WireStream> {
+      return new Promise((resolve, reject) => {
+        const req = https.request(
+          request.url,
+          { method: request.method, headers: request.headers, agent },
+          (res) => {
+            const retryAfter = res.headers["retry-after"];
+            resolve({
+              status: res.statusCode ?? 0,
+              statusText: res.statusMessage ?? "",
+              retryAfter: typeof retryAfter === "string" ? retryAfter : null,
+              body: res,
+            });
+          },
+        );
+        const onAbort = () => req.destroy(new Error("aborted"));
+        request.signal.addEventListener("abort", onAbort, { once: true });
+        req.on("close", () => request.signal.removeEventListener("abort", onAbort));
+        req.on("error", reject); // after the answer, errors reach the reader of the body
+        req.end();
+      });
+    },
     close(): void {
       agent.destroy();
     },
   };
+}
+
+/** Passes `source` through, calling `onChunk` as each chunk arrives. */
+async function* touching(
+  source: AsyncIterable<Uint8Array>,
+  onChunk: () => void,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  for await (const chunk of source) {
+    onChunk();
+    yield chunk;
+  }
+}
+
+/** Up to `limit` bytes of a body, as text; the rest is not read. */
+async function readSome(body: AsyncIterable<Uint8Array>, limit: number): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= limit) break;
+  }
+  return new TextDecoder().decode(concat(chunks).subarray(0, limit));
+}
+
+async function* emptyBody(): AsyncGenerator<Uint8Array, void, undefined> {}
+
+/**
+ * The chunks of a fetch body until `signal` aborts, which then rejects the pending read with
+ * the signal's reason. Deno 2.9's fetch does not always end a pending body read of an HTTP/2
+ * answer when its signal aborts: the read stays pending and so would a watch being stopped.
+ */
+async function* readUntilAborted(
+  body: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array, void, undefined> {
+  const reader = body.getReader();
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+  });
+  aborted.catch(() => {});
+  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort();
+  try {
+    for (;;) {
+      const read = reader.read();
+      read.catch(() => {}); // may settle after the abort, with nobody left to hear it
+      const { done, value } = await Promise.race([read, aborted]);
+      if (done) return;
+      yield value;
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    reader.cancel().catch(() => {});
+  }
+}
+
+const WATCH_EVENT_TYPES = new Set(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
+
+/** One watch line as an event, or an `InvalidResponse` error. */
+function parseWatchEvent<T>(
+  line: string,
+  fail: (failure: Failure) => K8sApiError,
+): WatchEvent<T> {
+  let event: unknown;
+  try {
+    event = JSON.parse(line);
+  } catch (err) {
+    throw fail({
+      status: 0,
+      reason: "InvalidResponse",
+      what: `the API server sent a watch event that is not JSON: ${plainBody(line)}`,
+      retryable: false,
+      cause: err,
+    });
+  }
+  const { type, object } = (event ?? {}) as { type?: unknown; object?: unknown };
+  const valid = typeof type === "string" && WATCH_EVENT_TYPES.has(type) &&
+    typeof object === "object" && object !== null && !Array.isArray(object) &&
+    (type === "ERROR" ? isKubeStatus(object) : typeof (object as { metadata?: unknown })
+      .metadata === "object");
+  if (!valid) {
+    throw fail({
+      status: 0,
+      reason: "InvalidResponse",
+      what: `the API server sent a line that is not a watch event: ${plainBody(line)}`,
+      retryable: false,
+    });
+  }
+  return event as WatchEvent<T>;
+}
+
+/** `/api/v1[/namespaces/<ns>]/<plural>` or `/apis/<group>/<version>[…]`. */
+function collectionPath(resource: ApiResource, namespace: string | undefined): string {
+  const base = resource.group
+    ? `/apis/${resource.group}/${resource.version}`
+    : `/api/${resource.version}`;
+  const scope = namespace === undefined ? "" : `/namespaces/${enc(namespace)}`;
+  return `${base}${scope}/${resource.plural}`;
+}
+
+/** `pods in namespace "x" (fieldSelector "spec.nodeName=n")`, for messages. */
+function describeCollection(
+  resource: ApiResource,
+  options: { namespace?: string; fieldSelector?: string },
+): string {
+  let text = resource.plural;
+  if (options.namespace !== undefined) text += ` in namespace "${options.namespace}"`;
+  if (options.fieldSelector) text += ` (fieldSelector "${options.fieldSelector}")`;
+  return text;
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {
@@ -815,13 +1208,23 @@ function enc(segment: string): string {
         reason: "InvalidName",
         verb: "",
         path: "",
-        code: CniErrorCode.InvalidNetworkConfig,
+        code: ErrorCode.InvalidNetworkConfig,
       },
     );
   }
   return encodeURIComponent(segment);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts (the caller checks it). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }

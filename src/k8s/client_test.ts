@@ -3,7 +3,7 @@ import { startTestApiServer, type TestApiServer } from "../../tests/k8s_api/serv
 import { KubeClient, type KubeClientOptions } from "./client.ts";
 import { K8sApiError } from "./errors.ts";
 import { type KubeCredentials, loadKubeconfig } from "./kubeconfig.ts";
-import type { Pod } from "./types.ts";
+import { type KubeObject, NAD_RESOURCE, type Pod, POD_RESOURCE, type WatchEvent } from "./types.ts";
 
 const POD: Pod = {
   metadata: {
@@ -805,4 +805,166 @@ Deno.test("KubeClient cannot be used after close()", async () => {
     client.close();
     await assert.rejects(() => client.getPod("default", "web"), TypeError);
   });
+});
+
+/** The first `n` events of a watch, as `TYPE name` lines. */
+async function firstEvents(
+  events: AsyncIterable<WatchEvent<KubeObject>>,
+  n: number,
+): Promise<string[]> {
+  const out: string[] = [];
+  if (n === 0) return out;
+  for await (const event of events) {
+    out.push(
+      `${event.type} ${event.type === "ERROR" ? event.object.code : event.object.metadata.name}`,
+    );
+    if (out.length === n) break;
+  }
+  return out;
+}
+
+Deno.test("KubeClient.list() lists by namespace and field selector, with the list's version", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.setPod({
+      metadata: { name: "other", namespace: "default" },
+      spec: { nodeName: "node-2" },
+    });
+    const all = await client.list<Pod>(POD_RESOURCE);
+    assert.deepEqual(all.items.map((p) => p.metadata.name), ["other", "web"]);
+    assert.equal(all.metadata.resourceVersion, server.resourceVersion());
+    const mine = await client.list<Pod>(POD_RESOURCE, {
+      namespace: "default",
+      fieldSelector: "spec.nodeName=node-1",
+    });
+    assert.deepEqual(mine.items.map((p) => p.metadata.name), ["web"]);
+    const nads = await client.list(NAD_RESOURCE);
+    assert.equal(nads.items.length, 1);
+    assert.deepEqual(server.requests().map((r) => `${r.verb} ${r.path}?${r.query}`), [
+      "list /api/v1/pods?",
+      "list /api/v1/namespaces/default/pods?fieldSelector=spec.nodeName%3Dnode-1",
+      "list /apis/k8s.cni.cncf.io/v1/network-attachment-definitions?",
+    ]);
+    server.forbid("list", "pods");
+    const err = await apiError(() => client.list(POD_RESOURCE));
+    assert.equal(err.status, 403);
+    assert.match(
+      err.message,
+      /^Cannot list pods: the API server answered 403 Forbidden: pods is forbidden/,
+    );
+  });
+});
+
+Deno.test("KubeClient.list() stops at once when its signal aborts, retries included", async () => {
+  await withClient({}, async ({ server, client }) => {
+    server.inject({ kind: "status", status: 503, times: 100 });
+    const controller = new AbortController();
+    const listing = client.list(POD_RESOURCE, { signal: controller.signal });
+    while (server.requests().length === 0) await new Promise((r) => setTimeout(r, 5));
+    controller.abort(new Error("stopped by the test"));
+    await assert.rejects(listing, /stopped by the test/);
+  });
+});
+
+Deno.test("KubeClient.watch() negotiates HTTP/2 and streams events from a resourceVersion", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const from = server.resourceVersion();
+    server.setPod({ metadata: { name: "early", namespace: "default" } });
+    const controller = new AbortController();
+    const events = client.watch<KubeObject>(POD_RESOURCE, {
+      resourceVersion: from,
+      signal: controller.signal,
+    });
+    const first = firstEvents(events, 3);
+    while (server.openWatches() === 0) await new Promise((r) => setTimeout(r, 5));
+    server.setPod({ metadata: { name: "late", namespace: "default" } });
+    server.deletePod("default", "early");
+    assert.deepEqual(await first, ["ADDED early", "ADDED late", "DELETED early"]);
+    const [request] = server.requests();
+    assert.equal(request.httpVersion, "2.0", "fetch with Deno.createHttpClient speaks HTTP/2");
+    assert.equal(request.verb, "watch");
+    assert.equal(request.query, `watch=1&resourceVersion=${from}&allowWatchBookmarks=true`);
+    // Breaking out of the loop ends the request: the server sees the stream reset.
+    const deadline = performance.now() + 5000;
+    while (server.openWatches() > 0 && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(server.openWatches(), 0);
+  });
+});
+
+Deno.test("KubeClient.watch(): the request timeout bounds only the headers; silence ends it", async () => {
+  await withClient({ client: { requestTimeoutMs: 200 } }, async ({ server, client }) => {
+    const events = client.watch<KubeObject>(POD_RESOURCE, {
+      resourceVersion: server.resourceVersion(),
+      idleTimeoutMs: 10_000,
+    });
+    const first = firstEvents(events, 1);
+    while (server.openWatches() === 0) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 600)); // three request timeouts
+    server.setPod({ metadata: { name: "late", namespace: "default" } });
+    assert.deepEqual(await first, ["ADDED late"]);
+
+    const silent = client.watch<KubeObject>(POD_RESOURCE, {
+      resourceVersion: server.resourceVersion(),
+      idleTimeoutMs: 300,
+    });
+    const err = await apiError(() => firstEvents(silent, 1));
+    assert.equal(err.reason, "IdleTimeout");
+    assert.equal(err.code, 11);
+    assert.match(err.message, /^Cannot watch pods: the API server at \S+ sent nothing for 300 ms$/);
+
+    server.inject({ kind: "hang", path: "/api/v1/pods" });
+    const hung = await apiError(() => firstEvents(client.watch(POD_RESOURCE), 1));
+    assert.equal(hung.reason, "Timeout", "no answer at all: the request timeout");
+  });
+});
+
+Deno.test("KubeClient.watch() refuses an oversized event line and reports error answers", async () => {
+  await withClient({}, async ({ server, client }) => {
+    const from = server.resourceVersion();
+    server.setPod({
+      metadata: { name: "big", namespace: "default", annotations: { blob: "x".repeat(5000) } },
+    });
+    let err = await apiError(() =>
+      firstEvents(client.watch(POD_RESOURCE, { resourceVersion: from, maxEventBytes: 4096 }), 1)
+    );
+    assert.equal(err.reason, "WatchEventTooLarge");
+    assert.match(
+      err.message,
+      /^Cannot watch pods: the API server sent an event longer than 4096 bytes$/,
+    );
+    server.forbid("watch", "network-attachment-definitions");
+    err = await apiError(() => firstEvents(client.watch(NAD_RESOURCE, { namespace: "x" }), 1));
+    assert.equal(err.status, 403);
+    assert.match(
+      err.message,
+      /^Cannot watch network-attachment-definitions in namespace "x": the API server answered 403 Forbidden/,
+    );
+    server.compactHistory();
+    const gone = await firstEvents(client.watch(POD_RESOURCE, { resourceVersion: from }), 1);
+    assert.deepEqual(gone, ["ERROR 410"], "410 comes as an ERROR event, for the caller to relist");
+    server.dropWatches(); // nothing open any more
+    assert.equal(server.openWatches(), 0);
+  });
+});
+
+Deno.test("KubeClient.watch() ends quietly when its signal aborts, also through node:https", async () => {
+  for (const tls of ["caData", "insecure"] as const) {
+    await withClient({ kubeconfig: { tls } }, async ({ server, client }) => {
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const watching = (async () => {
+        for await (
+          const event of client.watch<KubeObject>(POD_RESOURCE, { signal: controller.signal })
+        ) {
+          seen.push(`${event.type} ${event.object.metadata.name}`);
+        }
+      })();
+      while (seen.length === 0) await new Promise((r) => setTimeout(r, 5));
+      assert.deepEqual(seen, ["ADDED web"], "no resourceVersion: an ADDED for each pod first");
+      controller.abort();
+      await watching;
+      assert.equal(server.requests()[0].httpVersion, tls === "insecure" ? "1.1" : "2.0");
+    });
+  }
 });

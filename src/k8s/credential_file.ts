@@ -1,3 +1,4 @@
+import { errorMessage } from "../util/errors.ts";
 /**
  * @module
  * Reading a kubeconfig or a file it names (CA, client certificate and key, token) bounded in
@@ -120,7 +121,7 @@ function describeFsError(err: unknown): string {
   if (err instanceof Deno.errors.NotFound) return "the file does not exist";
   if (err instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (err instanceof Deno.errors.IsADirectory) return "it is a directory";
-  return (err as Error)?.message?.split("\n")[0] ?? String(err);
+  return errorMessage(err)?.split("\n")[0] ?? String(err);
 }
 
 function seconds(ms: number): string {

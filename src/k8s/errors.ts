@@ -6,7 +6,7 @@
  * certificate body.
  */
 
-import { CniError, CniErrorCode, type CniErrorOptions } from "../cni/errors.ts";
+import { CodedError, type CodedErrorOptions, ErrorCode } from "../util/errors.ts";
 import type { KubeStatus } from "./types.ts";
 
 /** HTTP statuses worth another try later: overload and transient server errors. */
@@ -21,7 +21,7 @@ export function isRetryableStatus(status: number): boolean {
 }
 
 /** Options of a {@linkcode K8sApiError}. */
-export interface K8sApiErrorOptions extends CniErrorOptions {
+export interface K8sApiErrorOptions extends CodedErrorOptions {
   /** HTTP status of the answer; 0 when there was none (connection error, timeout). */
   status: number;
   /**
@@ -43,7 +43,7 @@ export interface K8sApiErrorOptions extends CniErrorOptions {
  * A Kubernetes API request that failed. The CNI code is 11 (try again later) for failures
  * that may pass on their own (no answer, 429, 500, 503), else 999.
  */
-export class K8sApiError extends CniError {
+export class K8sApiError extends CodedError {
   override name = "K8sApiError";
   /** HTTP status of the answer; 0 when there was none. */
   readonly status: number;
@@ -58,7 +58,7 @@ export class K8sApiError extends CniError {
 
   constructor(message: string, options: K8sApiErrorOptions) {
     const code = options.code ??
-      (isRetryableStatus(options.status) ? CniErrorCode.TryAgainLater : CniErrorCode.Internal);
+      (isRetryableStatus(options.status) ? ErrorCode.TryAgainLater : ErrorCode.Internal);
     super(code, message, options);
     this.status = options.status;
     this.reason = options.reason;
@@ -74,12 +74,12 @@ export class K8sApiError extends CniError {
 
   /** True when trying again later may succeed (CNI code 11). */
   get retryable(): boolean {
-    return this.code === CniErrorCode.TryAgainLater;
+    return this.code === ErrorCode.TryAgainLater;
   }
 }
 
 /** A kubeconfig (or the in-cluster service account) that cannot be used; names file and field. */
-export class KubeconfigError extends CniError {
+export class KubeconfigError extends CodedError {
   override name = "KubeconfigError";
   /** The kubeconfig file (or service-account folder) concerned. */
   readonly file: string;
@@ -89,9 +89,9 @@ export class KubeconfigError extends CniError {
   constructor(
     file: string,
     message: string,
-    options: CniErrorOptions & { field?: string } = {},
+    options: CodedErrorOptions & { field?: string } = {},
   ) {
-    super(CniErrorCode.InvalidNetworkConfig, message, options);
+    super(ErrorCode.InvalidNetworkConfig, message, options);
     this.file = file;
     this.field = options.field ?? "";
   }

@@ -15,6 +15,7 @@ import { parseSimpleYaml } from "./_simple_yaml.ts";
 import { CredentialFileError, readCredentialFile } from "./credential_file.ts";
 import { KubeconfigError } from "./errors.ts";
 import { loadYaml } from "../util/yaml.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Where Kubernetes mounts a pod's service-account token and CA. */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -106,7 +107,7 @@ export async function inClusterCredentials(
     } catch (err) {
       throw new KubeconfigError(
         saDir,
-        `Cannot use in-cluster credentials: cannot read "${file}": ${(err as Error).message}`,
+        `Cannot use in-cluster credentials: cannot read "${file}": ${errorMessage(err)}`,
         {
           field,
           details:
@@ -167,7 +168,7 @@ class KubeconfigReader {
       const notFound = err instanceof CredentialFileError && err.notFound;
       throw new KubeconfigError(
         this.#path,
-        `Cannot read kubeconfig "${this.#path}": ${(err as Error).message}`,
+        `Cannot read kubeconfig "${this.#path}": ${errorMessage(err)}`,
         {
           details: notFound
             ? `"kubeconfig" in the multus configuration names this file: multus install writes it (by default /etc/cni/net.d/multus.d/multus.kubeconfig); run it on this node, or fix the path`
@@ -247,7 +248,7 @@ class KubeconfigReader {
       return doc.toJS();
     } catch (err) {
       // An alias bomb or an unresolved alias; only the reason, never the text.
-      const reason = (err as Error).message.split(":")[0];
+      const reason = errorMessage(err).split(":")[0];
       throw this.#error("", `it cannot be read as YAML (${reason})`);
     }
   }
@@ -448,7 +449,7 @@ class KubeconfigReader {
       throw new KubeconfigError(
         this.#path,
         `Cannot read "${file}" named by ${owner} in kubeconfig "${this.#path}": ${
-          (err as Error).message
+          errorMessage(err)
         }`,
         { field, cause: err },
       );

@@ -5,6 +5,8 @@
  * Answers are checked against what was asked before anything reads them
  * ({@linkcode answerMismatch}): a proxy, a wrong `server` or a broken API server must give a
  * clear error, not a crash deep inside the plugin.
+ * Also the list and watch-event envelopes, the resources a cache lists and watches, and the
+ * trims that keep a cached object to the fields the plugin reads.
  */
 
 import * as z from "zod/mini";
@@ -256,4 +258,94 @@ function article(expected: string): string {
 /** Text from an answer, cut short: a hostile server must not fill our messages. */
 function clip(text: string): string {
   return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+/** Any Kubernetes object: type meta, object meta, spec and status untyped. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec?: unknown;
+  status?: unknown;
+}
+
+/** A list answer (`PodList`, …): `metadata.resourceVersion` is the version it was read at. */
+export interface KubeList<T> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { resourceVersion?: string; continue?: string; [key: string]: unknown };
+  items: T[];
+}
+
+/** Types of a watch event. */
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+
+/**
+ * One line of a watch stream. For `BOOKMARK` only `object.metadata.resourceVersion` is
+ * meaningful; for `ERROR` the object is a {@linkcode KubeStatus}.
+ */
+export type WatchEvent<T> =
+  | { type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK"; object: T }
+  | { type: "ERROR"; object: KubeStatus };
+
+/** Where a resource lives in the API: what a list or a watch needs to build its path. */
+export interface ApiResource {
+  /** API group; empty for the core group. */
+  group: string;
+  version: string;
+  /** The plural name in paths: `pods`. */
+  plural: string;
+  /** Singular, for messages: `pod`. */
+  singular: string;
+}
+
+/** Core v1 pods. */
+export const POD_RESOURCE: ApiResource = {
+  group: "",
+  version: "v1",
+  plural: "pods",
+  singular: "pod",
+};
+
+/** `k8s.cni.cncf.io/v1` NetworkAttachmentDefinitions. */
+export const NAD_RESOURCE: ApiResource = {
+  group: "k8s.cni.cncf.io",
+  version: "v1",
+  plural: "network-attachment-definitions",
+  singular: "network-attachment-definition",
+};
+
+/**
+ * A pod cut down to what the plugin reads: name, namespace, uid, resourceVersion and
+ * annotations, `spec.nodeName`, and the DRA claim statuses (`status.resourceClaimStatuses`,
+ * `status.extendedResourceClaimStatus`). Fields absent from `pod` stay absent.
+ */
+export function trimPod(pod: Pod): Pod {
+  const out: Pod = { metadata: trimMeta(pod.metadata) };
+  const nodeName = pod.spec?.nodeName;
+  if (nodeName !== undefined) out.spec = { nodeName };
+  const status: Record<string, unknown> = {};
+  for (const key of ["resourceClaimStatuses", "extendedResourceClaimStatus"]) {
+    if (pod.status?.[key] !== undefined) status[key] = pod.status[key];
+  }
+  if (Object.keys(status).length > 0) out.status = status;
+  return out;
+}
+
+/** A NetworkAttachmentDefinition cut down to its metadata (as {@linkcode trimPod}) and `spec.config`. */
+export function trimNad(nad: NetworkAttachmentDefinition): NetworkAttachmentDefinition {
+  const out: NetworkAttachmentDefinition = { metadata: trimMeta(nad.metadata) };
+  if (nad.spec !== undefined) {
+    out.spec = nad.spec.config === undefined ? {} : { config: nad.spec.config };
+  }
+  return out;
+}
+
+function trimMeta(meta: ObjectMeta): ObjectMeta {
+  const out: ObjectMeta = { name: meta.name };
+  if (meta.namespace !== undefined) out.namespace = meta.namespace;
+  if (meta.uid !== undefined) out.uid = meta.uid;
+  if (meta.resourceVersion !== undefined) out.resourceVersion = meta.resourceVersion;
+  if (meta.annotations !== undefined) out.annotations = meta.annotations;
+  return out;
 }

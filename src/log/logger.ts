@@ -12,6 +12,7 @@
  */
 
 import { appendToLogFile, type LogRotation, rotateLogFile } from "./log_file.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export type { LogRotation } from "./log_file.ts";
 
@@ -25,6 +26,20 @@ export interface LogContext {
   containerId?: string;
   pod?: string;
   network?: string;
+}
+
+/**
+ * What every logger derived from one root shares: settings (from the Multus netconf), the
+ * destinations, and the state of the log file.
+ */
+interface Sinks {
+  level: LogLevel;
+  toStderr: boolean;
+  file: string | undefined;
+  rotation: LogRotation;
+  /** When the file last failed (clock ms), while it is failing. */
+  fileFailedAt: number | undefined;
+  now: () => number;
 }
 
 /** Logger settings (from the Multus netconf). */
@@ -50,29 +65,44 @@ export const FILE_RETRY_MS = 60_000;
 
 const encoder = new TextEncoder();
 
-/** A logger; the plugin uses the process-wide `log`. */
+/**
+ * A logger. The process-wide root is `log`; each request logs through a
+ * {@linkcode Logger.child} carrying its container and pod.
+ */
 export class Logger {
-  #level: LogLevel = "panic";
-  #toStderr = true;
-  #file: string | undefined;
-  #rotation: LogRotation = { maxSize: 100, maxBackups: 5, maxAge: 5 };
+  #sinks: Sinks;
   #context: LogContext = {};
-  /** When the file last failed (clock ms), while it is failing. */
-  #fileFailedAt: number | undefined;
-  readonly #now: () => number;
 
   /** `now` is the clock (ms since the epoch) for timestamps, backup names and retries. */
   constructor(options: { now?: () => number } = {}) {
-    this.#now = options.now ?? Date.now;
+    this.#sinks = {
+      level: "panic",
+      toStderr: true,
+      file: undefined,
+      rotation: { maxSize: 100, maxBackups: 5, maxAge: 5 },
+      fileFailedAt: undefined,
+      now: options.now ?? Date.now,
+    };
+  }
+
+  /**
+   * A logger for one request: its lines carry `context` (container id, pod) besides this
+   * logger's. Level, destinations and the log file's state stay shared with this logger.
+   */
+  child(context: LogContext): Logger {
+    const child = new Logger();
+    child.#sinks = this.#sinks;
+    child.#context = { ...this.#context, ...context };
+    return child;
   }
 
   configure(options: LoggerOptions): void {
-    if (options.level) this.#level = options.level;
-    if (options.toStderr !== undefined) this.#toStderr = options.toStderr;
+    if (options.level) this.#sinks.level = options.level;
+    if (options.toStderr !== undefined) this.#sinks.toStderr = options.toStderr;
     if (options.file !== undefined) {
       const file = options.file || undefined;
-      if (file !== this.#file) this.#fileFailedAt = undefined;
-      this.#file = file;
+      if (file !== this.#sinks.file) this.#sinks.fileFailedAt = undefined;
+      this.#sinks.file = file;
     }
     // A limit left unset keeps its default: an `undefined` spread over the defaults would
     // make every size comparison false and rotate the file on every line.
@@ -80,19 +110,19 @@ export class Logger {
     // maxBackups 0 keeps every backup, maxAge 0 removes none by age.
     for (const [key, value] of Object.entries(options.rotation ?? {})) {
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0) continue;
-      if (value > 0) this.#rotation[key as keyof LogRotation] = value;
-      else if (key !== "maxSize") this.#rotation[key as keyof LogRotation] = Infinity;
+      if (value > 0) this.#sinks.rotation[key as keyof LogRotation] = value;
+      else if (key !== "maxSize") this.#sinks.rotation[key as keyof LogRotation] = Infinity;
     }
   }
 
-  /** Adds fields (container id, pod, network) to every following line. */
+  /** Adds fields (container id, pod, network) to this logger's following lines. */
   setContext(context: LogContext): void {
     this.#context = { ...this.#context, ...context };
   }
 
   /** True when lines of `level` are written. */
   enabled(level: LogLevel): boolean {
-    return LEVEL_RANK[level] <= LEVEL_RANK[this.#level];
+    return LEVEL_RANK[level] <= LEVEL_RANK[this.#sinks.level];
   }
 
   error(message: string, context?: LogContext): void {
@@ -121,15 +151,15 @@ export class Logger {
   }
 
   #write(level: LogLevel, message: string, context?: LogContext): void {
-    if (this.enabled(level)) this.#emit(level, message, context, this.#toStderr);
+    if (this.enabled(level)) this.#emit(level, message, context, this.#sinks.toStderr);
   }
 
   #emit(level: LogLevel, message: string, context: LogContext | undefined, toStderr: boolean) {
     try {
       const line = this.#format(level, message, context);
-      const inFile = this.#file !== undefined && this.#toFile(this.#file, line);
+      const inFile = this.#sinks.file !== undefined && this.#toFile(this.#sinks.file, line);
       // A line meant for the file alone goes to stderr while the file cannot take it.
-      if (toStderr || (this.#file !== undefined && !inFile)) writeStderr(line);
+      if (toStderr || (this.#sinks.file !== undefined && !inFile)) writeStderr(line);
     } catch {
       // Logging never fails the command it describes.
     }
@@ -137,7 +167,7 @@ export class Logger {
 
   #format(level: LogLevel, message: string, context?: LogContext): string {
     const ctx = { ...this.#context, ...context };
-    const parts = [new Date(this.#now()).toISOString(), `[${level}]`];
+    const parts = [new Date(this.#sinks.now()).toISOString(), `[${level}]`];
     if (ctx.containerId) parts.push(`container=${String(ctx.containerId).slice(0, 12)}`);
     if (ctx.pod) parts.push(`pod=${ctx.pod}`);
     if (ctx.network) parts.push(`network=${ctx.network}`);
@@ -154,28 +184,28 @@ export class Logger {
 
   /** Appends `line` to the file, rotating it first when full; false when it cannot. */
   #toFile(path: string, line: string): boolean {
-    const now = this.#now();
-    if (this.#fileFailedAt !== undefined && now - this.#fileFailedAt < FILE_RETRY_MS) {
+    const now = this.#sinks.now();
+    if (this.#sinks.fileFailedAt !== undefined && now - this.#sinks.fileFailedAt < FILE_RETRY_MS) {
       return false;
     }
     const bytes = encoder.encode(line);
     try {
-      rotateLogFile(path, this.#rotation, now);
+      rotateLogFile(path, this.#sinks.rotation, now);
       appendToLogFile(path, bytes);
     } catch (err) {
-      if (this.#fileFailedAt === undefined) {
+      if (this.#sinks.fileFailedAt === undefined) {
         writeStderr(this.#format(
           "error",
           `cannot write log file ${path}: ${
-            (err as Error)?.message ?? err
+            errorMessage(err) ?? err
           }; its lines go to stderr until it can be written again`,
         ));
       }
-      this.#fileFailedAt = now;
+      this.#sinks.fileFailedAt = now;
       return false;
     }
-    if (this.#fileFailedAt !== undefined) {
-      this.#fileFailedAt = undefined;
+    if (this.#sinks.fileFailedAt !== undefined) {
+      this.#sinks.fileFailedAt = undefined;
       writeStderr(this.#format("error", `log file ${path} can be written again`));
     }
     return true;
@@ -213,5 +243,5 @@ export function parseLogLevel(value: string): LogLevel | undefined {
   return Object.hasOwn(LEVEL_RANK, level) ? (level as LogLevel) : undefined;
 }
 
-/** The process-wide logger. */
+/** The process-wide root logger: its sinks are shared by every request's child logger. */
 export const log: Logger = new Logger();

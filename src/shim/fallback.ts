@@ -10,12 +10,14 @@
  */
 
 import { CniError, CniErrorCode } from "../cni/errors.ts";
-import { type CommandOutcome, commandOutcome } from "../cni/outcome.ts";
+import { runSkel } from "../cni/skel.ts";
 import { log } from "../log/logger.ts";
-import { applyOverlay, overlayFrom } from "../multus/conf_overlay.ts";
-import type { ShimConf } from "./main.ts";
-import { who } from "./main.ts";
-import { FALLBACK_RECORD_NAME } from "./protocol.ts";
+import { applyOverlay, overlayFrom } from "../multus/config/conf_overlay.ts";
+import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
+import { errorMessage } from "../util/errors.ts";
+import { printCniError } from "../util/output.ts";
+import { printAnswer, printFailure } from "./answer.ts";
+import { type ShimConf, who } from "./shim_conf.ts";
 
 /** One request to run without the daemon. */
 export interface FallbackRun {
@@ -29,8 +31,8 @@ export interface FallbackRun {
   detail: string;
 }
 
-/** Runs the request as the thin plugin would and returns what to print. */
-export async function runWithoutDaemon(run: FallbackRun): Promise<CommandOutcome> {
+/** Runs the request as the thin plugin would, prints its answer; returns the exit status. */
+export async function runWithoutDaemon(run: FallbackRun): Promise<number> {
   const { env, conf, reason } = run;
   const command = env.CNI_COMMAND ?? "";
   log.always(
@@ -46,20 +48,21 @@ export async function runWithoutDaemon(run: FallbackRun): Promise<CommandOutcome
   } catch (err) {
     const problem = err instanceof Deno.errors.NotFound
       ? "does not exist"
-      : `cannot be used: ${(err as Error).message}`;
+      : `cannot be used: ${errorMessage(err)}`;
     if (command !== "DEL") {
-      return await commandOutcome(command, conf.cniVersion, () =>
-        Promise.reject(
-          new CniError(
-            CniErrorCode.TryAgainLater,
-            `Cannot ${command} ${who(env)}: the multus daemon did not take it (${reason}) and ` +
-              `the thin configuration ${conf.thinConfig} ${problem}`,
-            {
-              details: "Start the multus daemon, or write the thin configuration " +
-                '(named by "thinConfig" in the shim configuration)',
-            },
-          ),
-        ));
+      return printFailure(
+        command,
+        new CniError(
+          CniErrorCode.TryAgainLater,
+          `Cannot ${command} ${who(env)}: the multus daemon did not take it (${reason}) and ` +
+            `the thin configuration ${conf.thinConfig} ${problem}`,
+          {
+            details: "Start the multus daemon, or write the thin configuration " +
+              '(named by "thinConfig" in the shim configuration)',
+          },
+        ),
+        conf.cniVersion,
+      );
     }
     // DEL must still release what is attached: the scratch cache says what that is.
     log.always(
@@ -69,10 +72,16 @@ export async function runWithoutDaemon(run: FallbackRun): Promise<CommandOutcome
     );
     text = run.stdin;
   }
-  return await commandOutcome(command, conf.cniVersion, async () => {
-    const { runCniCommand } = await import("../multus/plugin.ts");
-    return await runCniCommand(run.env, () => Promise.resolve(text));
-  });
+  // As the thin plugin's process runs it (plugin/main.ts), with this text as stdin.
+  const outcome = await runSkel(
+    { env: run.env, readStdin: () => Promise.resolve(text), log },
+    async () => (await import("../multus/run/command.ts")).multusPlugin({ log }),
+  );
+  if (!outcome.ok) {
+    printCniError(outcome.error);
+    return 1;
+  }
+  return printAnswer(outcome.stdout);
 }
 
 /** Appends one line to the fallback record; a failure is logged, never fatal. */
@@ -91,7 +100,7 @@ async function recordFallback(
       mode: 0o600,
     });
   } catch (err) {
-    log.always("error", `cannot record the fallback in ${dir}: ${(err as Error).message}`);
+    log.always("error", `cannot record the fallback in ${dir}: ${errorMessage(err)}`);
   }
 }
 

@@ -16,48 +16,31 @@
  */
 
 import { CniError, CniErrorCode } from "../cni/errors.ts";
-import { type CommandOutcome, commandOutcome } from "../cni/outcome.ts";
 import { log, parseLogLevel } from "../log/logger.ts";
-import { UnixHttpError, unixHttpRequest, type UnixHttpResponse } from "./unix_http.ts";
 import {
   DAEMON_ACCEPT_TIMEOUT_MS,
-  DEFAULT_DAEMON_TIMEOUT_SECONDS,
-  DEFAULT_SOCKET_DIR,
-  DEFAULT_THIN_CONFIG,
   FALLBACK_HEADER,
   OUTPUT_HEADER,
   SOCKET_NAME,
-} from "./protocol.ts";
-
-/** The shim's own settings, from its configuration. */
-export interface ShimConf {
-  /** `cniVersion` of the shim configuration (the runtime's). */
-  cniVersion: string;
-  /** `daemonSocketDir` (Multus's key; default `/run/multus/`). */
-  socketDir: string;
-  /** Ours: the thin configuration to run requests with when the daemon cannot. */
-  thinConfig: string;
-  /** Ours: how long to wait for the daemon's answer once it took the request. */
-  daemonTimeoutMs: number;
-  logFile: string;
-  logLevel: string;
-  logToStderr: boolean;
-}
+} from "../multus/config/thick.ts";
+import { UnixHttpError, unixHttpRequest, type UnixHttpResponse } from "../util/unix_http.ts";
+import { printAnswer, printFailure } from "./answer.ts";
+import { readShimConf, type ShimConf, who } from "./shim_conf.ts";
 
 /**
  * Runs one CNI command as the shim: `env` is the runtime's environment, `stdin` the shim
- * configuration. Returns what to print and the exit status.
+ * configuration. Prints the answer; returns the exit status.
  */
 export async function runShim(
   env: Record<string, string | undefined>,
   stdin: string,
-): Promise<CommandOutcome> {
+): Promise<number> {
   const command = env.CNI_COMMAND ?? "";
   let conf: ShimConf;
   try {
     conf = readShimConf(stdin, command === "DEL");
   } catch (err) {
-    return await commandOutcome(command, undefined, () => Promise.reject(err));
+    return printFailure(command, err);
   }
   log.configure({
     file: conf.logFile,
@@ -80,17 +63,18 @@ export async function runShim(
     if (!(err instanceof UnixHttpError)) throw err;
     if (err.stage === "response" && command === "ADD") {
       // The daemon had the whole request and may be attaching the pod right now.
-      return await commandOutcome(command, conf.cniVersion, () =>
-        Promise.reject(
-          new CniError(
-            CniErrorCode.TryAgainLater,
-            `The multus daemon took ADD of ${who(env)} but did not answer: ${err.message}`,
-            {
-              details: "It may still be working; the runtime retries (DEL, then ADD). " +
-                "See the daemon's log",
-            },
-          ),
-        ));
+      return printFailure(
+        command,
+        new CniError(
+          CniErrorCode.TryAgainLater,
+          `The multus daemon took ADD of ${who(env)} but did not answer: ${err.message}`,
+          {
+            details: "It may still be working; the runtime retries (DEL, then ADD). " +
+              "See the daemon's log",
+          },
+        ),
+        conf.cniVersion,
+      );
     }
     return await fallBack(env, stdin, conf, reasonOf(err), err.message);
   }
@@ -100,16 +84,17 @@ export async function runShim(
     return await fallBack(env, stdin, conf, fallback, new TextDecoder().decode(response.body));
   }
   if (response.headers.get(OUTPUT_HEADER.toLowerCase()) === "plugin") {
-    const stdout = new TextDecoder().decode(response.body);
-    return { stdout, exitCode: response.status === 200 ? 0 : 1 };
+    // Exactly what the thin plugin prints; the daemon logged a failure already.
+    printAnswer(new TextDecoder().decode(response.body));
+    return response.status === 200 ? 0 : 1;
   }
   // A daemon that answers in Multus's own shape (Go Multus's multus-daemon, during a move).
   const { multusAnswer } = await import("./multus_answer.ts");
-  return await commandOutcome(
-    command,
-    conf.cniVersion,
-    () => multusAnswer(command, response, conf.cniVersion),
-  );
+  try {
+    return printAnswer(await multusAnswer(command, response, conf.cniVersion));
+  } catch (err) {
+    return printFailure(command, err, conf.cniVersion);
+  }
 }
 
 async function fallBack(
@@ -118,7 +103,7 @@ async function fallBack(
   conf: ShimConf,
   reason: string,
   detail: string,
-): Promise<CommandOutcome> {
+): Promise<number> {
   const { runWithoutDaemon } = await import("./fallback.ts");
   return await runWithoutDaemon({ env, stdin, conf, reason, detail });
 }
@@ -146,59 +131,4 @@ function base64(bytes: Uint8Array): string {
     binary += String.fromCharCode(...bytes.subarray(i, i + 8192));
   }
   return btoa(binary);
-}
-
-/** `pod "ns/name"` from CNI_ARGS, else `container "<id>"`, for messages. */
-export function who(env: Record<string, string | undefined>): string {
-  const args = new Map(
-    (env.CNI_ARGS ?? "").split(";").map((pair) => {
-      const eq = pair.indexOf("=");
-      return [pair.slice(0, eq), pair.slice(eq + 1)] as [string, string];
-    }),
-  );
-  const namespace = args.get("K8S_POD_NAMESPACE");
-  const name = args.get("K8S_POD_NAME");
-  if (namespace && name) return `pod "${namespace}/${name}"`;
-  return `container "${(env.CNI_CONTAINERID ?? "").slice(0, 12)}"`;
-}
-
-/**
- * Reads the shim's keys (case-insensitively, as Go's encoding/json does). Throws a CniError
- * naming the key for a value of the wrong type, unless `lenient` (DEL must not be stopped by
- * a broken configuration: the wrong key is ignored and said).
- */
-export function readShimConf(text: string, lenient: boolean): ShimConf {
-  let parsed: Record<string, unknown>;
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new CniError(
-      CniErrorCode.DecodeFailure,
-      `invalid CNI configuration passed to multus-shim: ${(err as Error).message}`,
-    );
-  }
-  const keys = new Map<string, unknown>();
-  for (const [key, value] of Object.entries(parsed)) keys.set(key.toLowerCase(), value);
-  const get = <T>(key: string, type: "string" | "boolean" | "number", fallback: T): T => {
-    const value = keys.get(key.toLowerCase());
-    if (value === undefined || value === null) return fallback;
-    if (typeof value === type && (type !== "number" || (value as number) > 0)) return value as T;
-    const message = `invalid CNI configuration passed to multus-shim: "${key}" must be ${
-      type === "number" ? "a positive number" : `a ${type}`
-    }, got ${JSON.stringify(value)}`;
-    if (!lenient) throw new CniError(CniErrorCode.InvalidNetworkConfig, message);
-    log.always("error", `warning: ${message}; using ${JSON.stringify(fallback)}`);
-    return fallback;
-  };
-  return {
-    cniVersion: get("cniVersion", "string", ""),
-    socketDir: get("daemonSocketDir", "string", DEFAULT_SOCKET_DIR) || DEFAULT_SOCKET_DIR,
-    thinConfig: get("thinConfig", "string", DEFAULT_THIN_CONFIG) || DEFAULT_THIN_CONFIG,
-    daemonTimeoutMs: get("daemonTimeoutSeconds", "number", DEFAULT_DAEMON_TIMEOUT_SECONDS) *
-      1000,
-    logFile: get("logFile", "string", ""),
-    logLevel: get("logLevel", "string", ""),
-    // Multus's shim writes to stderr only when asked.
-    logToStderr: get("logToStderr", "boolean", false),
-  };
 }

@@ -8,7 +8,7 @@
 
 import { CniError, CniErrorCode } from "../cni/errors.ts";
 import { convertResult, parseResult, resultToJson } from "../cni/result.ts";
-import type { UnixHttpResponse } from "./unix_http.ts";
+import type { UnixHttpResponse } from "../util/unix_http.ts";
 
 /** What to print for a Multus-shaped answer; throws CniError for a failed request. */
 export function multusAnswer(

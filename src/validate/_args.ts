@@ -4,6 +4,7 @@
  */
 
 import { parseLongOptions } from "../util/cli_args.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The parsed command line. */
 export interface ValidateArgs {
@@ -69,7 +70,7 @@ export function parseValidateArgs(args: string[]): ValidateArgs {
       },
     });
   } catch (err) {
-    throw new UsageError((err as Error).message);
+    throw new UsageError(errorMessage(err));
   }
   const { positionals } = parsed;
   const values = parsed.values as {

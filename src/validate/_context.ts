@@ -7,12 +7,13 @@
 
 import { findPlugin } from "../cni/exec.ts";
 import type { NetworkConfig } from "../cni/network_config.ts";
-import { configFiles, findConfigByName, loadConfigFromPath } from "../multus/conf_dir.ts";
-import type { Delegate } from "../multus/delegate.ts";
-import { type MultusNetConf, NETCONF_DEFAULTS } from "../multus/netconf.ts";
+import { configFiles, findConfigByName, loadConfigFromPath } from "../multus/config/conf_dir.ts";
+import type { Delegate } from "../multus/plan/delegate.ts";
+import { type MultusNetConf, NETCONF_DEFAULTS } from "../multus/config/netconf.ts";
 import { join } from "../util/path.ts";
 import type { Report, Where } from "./_findings.ts";
 import { closestKey } from "./_suggest.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** The Multus settings the checks use (from the Multus config, or Multus's defaults). */
 export type Settings = Pick<
@@ -191,10 +192,10 @@ async function findExecutable(
     path = await findPlugin(type, dirs);
   } catch (err) {
     const shown = dirs.length > 0 ? dirs.join(", ") : "(none)";
-    if (/not a plugin name/.test((err as Error).message)) {
+    if (/not a plugin name/.test(errorMessage(err))) {
       return {
         found: false,
-        message: (err as Error).message,
+        message: errorMessage(err),
         hint: 'Set type to the plugin\'s binary name (e.g. "macvlan"), not a path',
       };
     }

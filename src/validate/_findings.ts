@@ -4,6 +4,7 @@
  * in a {@linkcode Report} and printed as text lines or as JSON.
  */
 
+import { errorMessage } from "../util/errors.ts";
 import { CniError, ConfigError } from "../cni/errors.ts";
 
 /** How bad a finding is: an error fails ADD; a warning may surprise but does not. */
@@ -70,7 +71,7 @@ export class Report {
     err: unknown,
     options: FindingOptions & { severity?: Severity; field?: boolean } = {},
   ): void {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     const hint = options.hint ?? (err instanceof CniError ? err.details : undefined);
     const at = options.field && err instanceof ConfigError ? within(where, err.field) : where;
     this.#add(options.severity ?? "error", at, message, { hint });

@@ -10,6 +10,7 @@ import { extname, join } from "../util/path.ts";
 import { JsonSyntaxError, parseJsonc, rawArrayElements, setTopLevelKeys } from "../cni/raw_json.ts";
 import type { Report, Where } from "./_findings.ts";
 import { loadYaml } from "../util/yaml.ts";
+import { errorMessage, isObject } from "../util/errors.ts";
 
 /** Name shown for standard input. */
 export const STDIN_NAME = "<stdin>";
@@ -111,7 +112,7 @@ export async function readSources(arg: string, report: Report): Promise<Source[]
   } catch (err) {
     const reason = err instanceof Deno.errors.NotFound
       ? "no such file or directory"
-      : (err as Error).message;
+      : errorMessage(err);
     report.error({ file: arg, path: "" }, `Cannot read ${arg}: ${reason}`, {
       hint: "Check the path; use - to read from standard input",
     });
@@ -145,7 +146,7 @@ function parseJsonSource(source: Source, report: Report): Doc[] {
         { hint: "Fix the JSON syntax (a missing comma, quote or bracket is the usual cause)" },
       );
     } else {
-      report.error({ file: source.file, path: "" }, `invalid JSON: ${(err as Error).message}`);
+      report.error({ file: source.file, path: "" }, `invalid JSON: ${errorMessage(err)}`);
     }
     return [];
   }
@@ -174,7 +175,7 @@ async function parseYamlSource(source: Source, report: Report): Promise<Doc[]> {
     try {
       value = doc.toJS({ maxAliasCount: 1000 });
     } catch (err) {
-      report.error({ file: source.file, path: label }, `invalid YAML: ${(err as Error).message}`);
+      report.error({ file: source.file, path: label }, `invalid YAML: ${errorMessage(err)}`);
       return;
     }
     // An empty document (a trailing or doubled "---", only comments), as helm and kustomize
@@ -196,11 +197,6 @@ export function getKey(obj: Record<string, unknown>, key: string): unknown {
 function keySpelling(obj: Record<string, unknown>, key: string): string | undefined {
   const lower = key.toLowerCase();
   return Object.keys(obj).findLast((k) => k.toLowerCase() === lower);
-}
-
-/** True for a plain (non-array) object. */
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 /** What {@linkcode classify} found in a document. */
@@ -385,3 +381,5 @@ function classifyObject(value: Record<string, unknown>, state: ClassifyState): v
   }
   out.ignored++;
 }
+
+export { isObject };

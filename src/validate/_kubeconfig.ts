@@ -8,6 +8,7 @@
 
 import { loadKubeconfig } from "../k8s/kubeconfig.ts";
 import type { Report, Where } from "./_findings.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Options of {@linkcode checkKubeconfig}. */
 export interface KubeconfigCheck {
@@ -47,7 +48,7 @@ export async function checkKubeconfig(report: Report, check: KubeconfigCheck): P
     report.error(
       where,
       `${named} ${
-        missing ? "does not exist" : `cannot be read (${(err as Error).message})`
+        missing ? "does not exist" : `cannot be read (${errorMessage(err)})`
       }: the plugin fails every ADD and DEL that needs the API`,
       {
         hint: `${regenerate}. Checking a copy of a node's config elsewhere? Pass --kubeconfig ` +

@@ -2,7 +2,8 @@
  * @module
  * The Multus configuration (00-multus.conf): loaded with the plugin's own loader, then
  * unknown and misspelt keys (with the closest known key), settings that fail ADD (name,
- * cniVersion), settings worth a warning (namespace isolation off: decision 15), and the
+ * cniVersion), settings worth a warning (namespace isolation off: any pod may then use any namespace's
+ * networks), and the
  * networks it names, resolved as ADD does.
  */
 
@@ -11,14 +12,15 @@ import { parseNetworkConfig } from "../cni/network_config.ts";
 import { JsonSyntaxError } from "../cni/raw_json.ts";
 import { parseConfigText, validateNetworkName } from "../cni/request.ts";
 import { isSupportedVersion, SUPPORTED_VERSIONS } from "../cni/version.ts";
-import type { Delegate } from "../multus/delegate.ts";
-import { loadMultusNetConf, type MultusNetConf, NETCONF_KEYS } from "../multus/netconf.ts";
+import type { Delegate } from "../multus/plan/delegate.ts";
+import { loadMultusNetConf, type MultusNetConf, NETCONF_KEYS } from "../multus/config/netconf.ts";
 import type { Context } from "./_context.ts";
 import { type Report, type Where, within } from "./_findings.ts";
 import { getKey, isObject, MULTUS_TYPES, type MultusInput } from "./_inputs.ts";
 import { checkNetworkConfig, resolveNamedNetwork } from "./_networks.ts";
 import { closestKey } from "./_suggest.ts";
 import { configErrorKey, loadCollectingErrors } from "./_every_error.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Every key the plugin reads from its configuration, canonical spelling. */
 export const MULTUS_KEYS: readonly string[] = NETCONF_KEYS;
@@ -196,7 +198,7 @@ function checkStrictJson(report: Report, input: MultusInput): void {
   try {
     JSON.parse(text);
   } catch (err) {
-    const reason = (err as Error).message;
+    const reason = errorMessage(err);
     const pos = /line (\d+) column (\d+)/.exec(reason);
     report.error(
       pos ? within(input.where, `line ${pos[1]} column ${pos[2]}`) : input.where,

@@ -10,8 +10,8 @@ import { type NetworkConfig, parseNetworkConfig, withTopLevelKeys } from "../cni
 import { parseJsonc } from "../cni/raw_json.ts";
 import { validateNetworkName } from "../cni/request.ts";
 import { isSupportedVersion, SUPPORTED_VERSIONS } from "../cni/version.ts";
-import { configFiles, loadConfigFromPath } from "../multus/conf_dir.ts";
-import type { Delegate } from "../multus/delegate.ts";
+import { configFiles, loadConfigFromPath } from "../multus/config/conf_dir.ts";
+import type { Delegate } from "../multus/plan/delegate.ts";
 import type { Context, NadEntry } from "./_context.ts";
 import { type Where, within } from "./_findings.ts";
 import { isObject, type NadInput } from "./_inputs.ts";

@@ -1,21 +1,21 @@
 /**
  * @module
  * A pod (or a workload's pod template) as ADD would see it: its networks resolved as
- * `k8s_networks.ts` does (cluster network, `defaultNetworks`, the default-network and
+ * `multus/kube/networks.ts` does (cluster network, `defaultNetworks`, the default-network and
  * networks annotations, namespace isolation), interface names planned, and what the pod
- * requests of each network checked against what the network declares (decision 11).
+ * requests of each network checked against what the network declares (ADD fails a request the network does not honour).
  */
 
 import { ConfigError } from "../cni/errors.ts";
-import { type Delegate, planInterfaces } from "../multus/delegate.ts";
-import { checkRequestCapabilities } from "../multus/requests.ts";
+import { type Delegate, planInterfaces } from "../multus/plan/delegate.ts";
+import { checkRequestCapabilities } from "../multus/plan/requests.ts";
 import {
   DEFAULT_NETWORK_ANNOTATION,
   NETWORKS_ANNOTATION,
   type NetworkSelection,
   parseSelection,
   selectionToDelegate,
-} from "../multus/selection.ts";
+} from "../multus/plan/selection.ts";
 import type { Context } from "./_context.ts";
 import { type Where, within } from "./_findings.ts";
 import { isObject, type PodInput } from "./_inputs.ts";
@@ -218,7 +218,7 @@ function resolveSelection(
 }
 
 /**
- * `ips` and `mac` are checked in the result at ADD (decision 11); warn when nothing in the
+ * `ips` and `mac` are checked in the result at ADD; warn when nothing in the
  * network looks able to honour them.
  */
 function checkSoftRequests(ctx: Context, { pod, slot }: { pod: PodInput; slot: Slot }): void {

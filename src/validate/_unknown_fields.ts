@@ -14,7 +14,7 @@ import { closestKey } from "./_suggest.ts";
 
 /**
  * Keys of a selection element the plugin reads (matched case-insensitively, as Multus's Go
- * decoder does); the same list as the plugin's parser in src/multus/selection.ts.
+ * decoder does); the same list as the plugin's parser in src/multus/plan/selection.ts.
  */
 export const SELECTION_KEYS: readonly string[] = [
   "name",

@@ -11,7 +11,7 @@
  */
 
 import { parseNetworkConfig } from "../cni/network_config.ts";
-import { NETCONF_DEFAULTS } from "../multus/netconf.ts";
+import { NETCONF_DEFAULTS } from "../multus/config/netconf.ts";
 import { parseValidateArgs, UsageError, VALIDATE_HELP, type ValidateArgs } from "./_args.ts";
 import { Context, DEFAULT_SETTINGS } from "./_context.ts";
 import { type Checked, formatJson, formatText, Report, within } from "./_findings.ts";

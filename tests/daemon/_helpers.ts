@@ -20,7 +20,7 @@ import {
   cancellableDeadline,
   unixHttpRequest,
   type UnixHttpResponse,
-} from "../../src/shim/unix_http.ts";
+} from "../../src/util/unix_http.ts";
 
 /** A CNI node for thick-mode tests. */
 export interface Node {

@@ -375,7 +375,7 @@ Deno.test("DEL reads a scratch cache written by Multus (upgrade in place) and re
     const conf = demoConf(f, "0.4.0");
     const bridge = conf.delegates[0];
     // What Multus v4 left behind for a pod it added: its delegate attached by libcni, and
-    // the scratch cache in its format (inventory 1.5).
+    // the scratch cache in its format (a JSON array of delegate configs, `Bytes` base64).
     const direct = await new Deno.Command("/usr/lib/cni/bridge", {
       env: {
         CNI_COMMAND: "ADD",

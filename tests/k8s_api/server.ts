@@ -8,15 +8,41 @@
  * RBAC (403), and injected faults (latency, refused or dropped connections, hangs, error
  * statuses). Every request is logged for the tests to read.
  *
- * It runs in the test's process (`node:https` with `requestCert`, which Deno 2.9 verifies);
+ * Lists and watches of pods and NetworkAttachmentDefinitions (all namespaces or one, with
+ * field selectors) work as kube-apiserver's: one global resourceVersion bumped by every write,
+ * chunked JSON-line event streams, bookmarks, a bounded history (410 Gone before it),
+ * `timeoutSeconds`; tests can drop watches, send bookmarks, compact the history and delay
+ * events. resource.k8s.io/v1 ResourceClaims (get) and ResourceSlices (list) are served too.
+ *
+ * Transport as kube-apiserver's: HTTP/2 negotiated by ALPN, HTTP/1.1 for clients that do not
+ * offer it, TCP_NODELAY on every connection, and each whole answer in one write (an answer
+ * split into a header write and a body write can wait ~40 ms on the client's delayed ACK,
+ * which would hide or invent costs).
+ *
+ * It runs in the test's process (`node:http2` with `requestCert`, which Deno 2.9 verifies);
  * the plugin under test talks to it over the network like any client.
  */
 
-import https from "node:https";
+import http2 from "node:http2";
+import type { Http2ServerRequest, Http2ServerResponse, ServerHttp2Stream } from "node:http2";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import type { KubeStatus, NetworkAttachmentDefinition, Pod } from "../../src/k8s/types.ts";
+import type {
+  KubeObject,
+  KubeStatus,
+  NetworkAttachmentDefinition,
+  Pod,
+} from "../../src/k8s/types.ts";
+import {
+  type HistoryEntry,
+  parseFieldSelector,
+  selects,
+  type StoredObject,
+  WatchHub,
+  type WatchSelection,
+  type WatchSink,
+} from "./watch_hub.ts";
 
 /** How a request authenticated, or why it did not. */
 export type AuthKind = "token" | "cert" | "none" | "invalid-token" | "untrusted-cert";
@@ -75,6 +101,15 @@ export interface RequestRecord {
   fault?: FaultKind;
   /** The parsed JSON request body, if any. */
   body?: unknown;
+  /** The query string without `?` (empty when none), e.g. `watch=1&resourceVersion=7`. */
+  query?: string;
+  /** HTTP version the request came in: `2.0` or `1.1` (absent for a refused connection). */
+  httpVersion?: string;
+  /**
+   * The Kubernetes verb, once routed: `get`, `list`, `watch`, `patch`, `update`, `create`
+   * (absent when the request was not routed: faults, 401, unknown paths).
+   */
+  verb?: string;
 }
 
 /** Authentication of a kubeconfig written by {@linkcode TestApiServer.writeKubeconfig}. */
@@ -112,6 +147,8 @@ export interface TestApiServerOptions {
   pods?: Pod[];
   /** NetworkAttachmentDefinitions to start with. */
   nads?: NetworkAttachmentDefinition[];
+  /** Writes kept for watches resuming from an older resourceVersion (default 1000). */
+  historyLimit?: number;
 }
 
 /** A running test API server. */
@@ -138,14 +175,43 @@ export interface TestApiServer {
   rogueKeyFile: string;
   /** The user a valid token authenticates as. */
   tokenUser: string;
-  /** Stores a pod (uid and resourceVersion are assigned when missing). */
+  /**
+   * Stores a pod (a uid is assigned when missing). Like every write it gets the next global
+   * resourceVersion (a given one is replaced) and open watches see it.
+   */
   setPod(pod: Pod): Pod;
-  /** Stores a NetworkAttachmentDefinition. */
+  /** Stores a NetworkAttachmentDefinition, as `setPod` does a pod. */
   setNad(nad: NetworkAttachmentDefinition): NetworkAttachmentDefinition;
   /** A copy of a stored pod. */
   getPod(namespace: string, name: string): Pod | undefined;
-  /** Removes a pod. */
+  /** Removes a pod (a write: watches see it DELETED). */
   deletePod(namespace: string, name: string): void;
+  /** A copy of a stored NetworkAttachmentDefinition. */
+  getNad(namespace: string, name: string): NetworkAttachmentDefinition | undefined;
+  /** Removes a NetworkAttachmentDefinition. */
+  deleteNad(namespace: string, name: string): void;
+  /** Stores a resource.k8s.io/v1 ResourceClaim (namespaced; served by GET). */
+  setResourceClaim(claim: KubeObject): KubeObject;
+  /** Stores a resource.k8s.io/v1 ResourceSlice (cluster-scoped; served by LIST). */
+  setResourceSlice(slice: KubeObject): KubeObject;
+  /** The current global resourceVersion (the version of the latest write). */
+  resourceVersion(): string;
+  /** Watches open now. */
+  openWatches(): number;
+  /** Sends a bookmark at the current resourceVersion to every watch that allows them. */
+  sendBookmark(): number;
+  /**
+   * Ends every open watch: `reset` (default) breaks it off as a lost connection would (the
+   * client reads an error); `end` finishes it cleanly, as a `timeoutSeconds` expiry does.
+   * Returns how many there were.
+   */
+  dropWatches(how?: "reset" | "end"): number;
+  /** Forgets the whole history: a watch or list from an older resourceVersion gets 410 Gone. */
+  compactHistory(): void;
+  /** Delays every watch event by `ms` from now on (0 to stop); order is kept. */
+  setWatchLatency(ms: number): void;
+  /** Closes every open connection (with `inject({ kind: "refuse" })`, the server is "down"). */
+  dropConnections(): number;
   /** Events posted so far. */
   events(): Record<string, unknown>[];
   /** Makes a (Kubernetes) verb on a resource (`pods`, `pods/status`, …) answer 403. */
@@ -171,6 +237,23 @@ export interface TestApiServer {
 const SERVICE_ACCOUNT_USER = "system:serviceaccount:kube-system:multus";
 const NAD_GROUP = "k8s.cni.cncf.io";
 const NAD_RESOURCE = "network-attachment-definitions";
+const DRA_GROUP = "resource.k8s.io";
+
+/** Field selectors kube-apiserver accepts, by resource. */
+const POD_FIELDS = [
+  "metadata.name",
+  "metadata.namespace",
+  "spec.nodeName",
+  "spec.restartPolicy",
+  "spec.schedulerName",
+  "spec.serviceAccountName",
+  "spec.hostNetwork",
+  "status.phase",
+  "status.podIP",
+  "status.nominatedNodeName",
+];
+const CUSTOM_RESOURCE_FIELDS = ["metadata.name", "metadata.namespace"];
+const RESOURCE_SLICE_FIELDS = ["metadata.name", "spec.nodeName", "spec.driver", "spec.pool.name"];
 
 const REASONS: Record<number, string> = {
   400: "BadRequest",
@@ -179,6 +262,7 @@ const REASONS: Record<number, string> = {
   404: "NotFound",
   405: "MethodNotAllowed",
   409: "Conflict",
+  410: "Expired",
   415: "UnsupportedMediaType",
   422: "Invalid",
   429: "TooManyRequests",
@@ -194,7 +278,7 @@ export async function startTestApiServer(
   const dir = await Deno.makeTempDir({ prefix: "k8s-api-test-" });
   try {
     const certs = await generateCertificates(dir);
-    const server = new ApiServer(dir, certs);
+    const server = new ApiServer(dir, certs, options.historyLimit ?? 1000);
     for (const pod of options.pods ?? []) server.setPod(pod);
     for (const nad of options.nads ?? []) server.setNad(nad);
     await server.listen();
@@ -223,7 +307,17 @@ interface ActiveFault extends Fault {
   remaining: number;
 }
 
-type Handler = (ctx: RequestContext) => { status: number; body: unknown };
+/** A watch to open instead of a one-shot answer. */
+interface WatchPlan {
+  selection: WatchSelection;
+  fromRevision?: number;
+  initial: StoredObject[];
+  timeoutMs?: number;
+}
+
+type Answer = { status: number; body: unknown } | { status: 200; watch: WatchPlan };
+
+type Handler = (ctx: RequestContext) => Answer;
 
 interface RequestContext {
   method: string;
@@ -231,44 +325,91 @@ interface RequestContext {
   user: string;
   contentType: string;
   body: unknown;
+  query: URLSearchParams;
+  /** Set by routing: the Kubernetes verb. */
+  verb?: string;
+}
+
+/** A collection that lists and watches (`pods`, NADs), as routing needs to know it. */
+interface Collection {
+  resource: string;
+  group: string;
+  /** `kind` of the objects and of the list (`Pod`, `PodList`), and their `apiVersion`. */
+  kind: string;
+  apiVersion: string;
+  store: Map<string, StoredObject>;
+  fields: readonly string[];
+  /** Built-in types list their items without `kind`/`apiVersion`; custom resources keep them. */
+  itemsKeepTypeMeta: boolean;
+}
+
+/**
+ * One request and its answer, the same for both HTTP versions: whole answers go out in one
+ * write, watch answers as a stream of lines.
+ */
+interface Exchange {
+  httpVersion: string;
+  /** The TLS socket (for the client certificate). */
+  tls: TLSSocket;
+  /** The client's port: which connection this is. */
+  remotePort: number | undefined;
+  send(status: number, headers: Record<string, string>, text: string): void;
+  stream(status: number, headers: Record<string, string>): WatchSink;
+  /** Runs `fn` once the answer is over or the client went away. */
+  onClose(fn: () => void): void;
+  /** Breaks off this request (HTTP/1.1: its connection; HTTP/2: its stream). */
+  abort(): void;
 }
 
 class ApiServer {
   #dir: string;
   #certs: Certificates;
-  #server: https.Server;
+  #server: http2.Http2SecureServer;
   #port = 0;
   #token = randomToken();
   #pods = new Map<string, Pod>();
   #nads = new Map<string, NetworkAttachmentDefinition>();
+  #claims = new Map<string, KubeObject>();
+  #slices = new Map<string, KubeObject>();
   #events = new Map<string, Record<string, unknown>>();
   #forbidden = new Set<string>();
   #faults: ActiveFault[] = [];
   #log: RequestRecord[] = [];
   #sockets = new Set<Socket>();
+  /** Open connections by the client's port, to drop the connection of a request. */
+  #connections = new Map<number, Socket>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #revision = 100;
+  #hub: WatchHub;
   #kubeconfigs = 0;
   #closed = false;
 
-  constructor(dir: string, certs: Certificates) {
+  constructor(dir: string, certs: Certificates, historyLimit: number) {
     this.#dir = dir;
     this.#certs = certs;
-    this.#server = https.createServer({
+    this.#hub = new WatchHub({ historyLimit, startRevision: this.#revision });
+    this.#server = http2.createSecureServer({
       key: certs.serverKeyPem,
       cert: certs.serverCertPem,
       ca: certs.caPem,
       // Like kube-apiserver: ask for a client certificate, verify it in the authenticator.
       requestCert: true,
       rejectUnauthorized: false,
+      // HTTP/2 when the client offers it by ALPN, HTTP/1.1 otherwise.
+      allowHTTP1: true,
     }, (req, res) => {
-      this.#onRequest(req, res).catch((err) => {
+      const exchange = exchangeOf(
+        req as Http2ServerRequest | IncomingMessage,
+        res as Http2ServerResponse | ServerResponse,
+      );
+      this.#onRequest(req as Http2ServerRequest | IncomingMessage, exchange).catch((err) => {
         try {
-          this.#send(res, 500, statusBody(500, `test server error: ${err}`));
+          this.#send(exchange, 500, statusBody(500, `test server error: ${err}`));
         } catch { /* connection gone */ }
       });
     });
     this.#server.on("connection", (socket: Socket) => {
+      socket.setNoDelay(true);
       const refuse = this.#takeFault((f) => f.kind === "refuse");
       if (refuse) {
         this.#log.push({
@@ -284,7 +425,14 @@ class ApiServer {
         return;
       }
       this.#sockets.add(socket);
-      socket.on("close", () => this.#sockets.delete(socket));
+      const port = socket.remotePort;
+      if (port !== undefined) this.#connections.set(port, socket);
+      socket.on("close", () => {
+        this.#sockets.delete(socket);
+        if (port !== undefined && this.#connections.get(port) === socket) {
+          this.#connections.delete(port);
+        }
+      });
     });
     this.#server.on("tlsClientError", () => {/* a client that rejected us: nothing to do */});
   }
@@ -322,7 +470,25 @@ class ApiServer {
         const pod = this.#pods.get(`${ns}/${name}`);
         return pod ? structuredClone(pod) : undefined;
       },
-      deletePod: (ns, name) => void this.#pods.delete(`${ns}/${name}`),
+      deletePod: (ns, name) => this.#commit("pods", this.#pods, `${ns}/${name}`, undefined),
+      getNad: (ns, name) => {
+        const nad = this.#nads.get(`${ns}/${name}`);
+        return nad ? structuredClone(nad) : undefined;
+      },
+      deleteNad: (ns, name) => this.#commit(NAD_RESOURCE, this.#nads, `${ns}/${name}`, undefined),
+      setResourceClaim: (claim) => this.#setDraObject(this.#claims, "ResourceClaim", claim),
+      setResourceSlice: (slice) => this.#setDraObject(this.#slices, "ResourceSlice", slice),
+      resourceVersion: () => String(this.#revision),
+      openWatches: () => this.#hub.openWatches,
+      sendBookmark: () => this.#hub.bookmark(this.#revision),
+      dropWatches: (how) => this.#hub.drop(how ?? "reset"),
+      compactHistory: () => this.#hub.compact(this.#revision),
+      setWatchLatency: (ms) => void (this.#hub.latencyMs = ms),
+      dropConnections: () => {
+        const sockets = [...this.#sockets];
+        for (const socket of sockets) socket.destroy();
+        return sockets.length;
+      },
       events: () => [...this.#events.values()].map((e) => structuredClone(e)),
       forbid: (verb, resource) => void this.#forbidden.add(`${verb} ${resource}`),
       allow: (verb, resource) => void this.#forbidden.delete(`${verb} ${resource}`),
@@ -339,29 +505,82 @@ class ApiServer {
     };
   }
 
+  /**
+   * Stores a pod: a write, so it gets the next global resourceVersion (a given one is
+   * replaced) and watches see it as ADDED or MODIFIED.
+   */
   setPod(pod: Pod): Pod {
     const copy: Pod = structuredClone(pod);
     copy.apiVersion ??= "v1";
     copy.kind ??= "Pod";
     copy.metadata.namespace ??= "default";
     copy.metadata.uid ??= crypto.randomUUID();
-    copy.metadata.resourceVersion ??= String(++this.#revision);
-    this.#pods.set(`${copy.metadata.namespace}/${copy.metadata.name}`, copy);
+    const key = `${copy.metadata.namespace}/${copy.metadata.name}`;
+    this.#commit("pods", this.#pods, key, copy);
     return structuredClone(copy);
   }
 
+  /** Stores a NetworkAttachmentDefinition, as {@linkcode setPod} does a pod. */
   setNad(nad: NetworkAttachmentDefinition): NetworkAttachmentDefinition {
     const copy: NetworkAttachmentDefinition = structuredClone(nad);
     copy.apiVersion ??= `${NAD_GROUP}/v1`;
     copy.kind ??= "NetworkAttachmentDefinition";
     copy.metadata.namespace ??= "default";
     copy.metadata.uid ??= crypto.randomUUID();
-    copy.metadata.resourceVersion ??= String(++this.#revision);
-    this.#nads.set(`${copy.metadata.namespace}/${copy.metadata.name}`, copy);
+    const key = `${copy.metadata.namespace}/${copy.metadata.name}`;
+    this.#commit(NAD_RESOURCE, this.#nads, key, copy);
     return structuredClone(copy);
   }
 
-  async #onRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * One write of a watched resource: stores `next` (or deletes the object when undefined)
+   * at the next global resourceVersion and records it for the watches.
+   */
+  #commit<T extends StoredObject | Pod | NetworkAttachmentDefinition>(
+    resource: string,
+    store: Map<string, T>,
+    key: string,
+    next: T | undefined,
+  ): void {
+    const previous = store.get(key) as StoredObject | undefined;
+    if (next === undefined && previous === undefined) return;
+    const rv = ++this.#revision;
+    if (next === undefined) {
+      store.delete(key);
+      const object = {
+        ...previous!,
+        metadata: { ...previous!.metadata, resourceVersion: String(rv) },
+      };
+      this.#hub.record({ rv, resource, type: "DELETED", object });
+      return;
+    }
+    next.metadata.resourceVersion = String(rv);
+    store.set(key, next);
+    const entry: HistoryEntry = {
+      rv,
+      resource,
+      type: previous ? "MODIFIED" : "ADDED",
+      object: next as StoredObject,
+    };
+    if (previous) entry.previous = previous;
+    this.#hub.record(entry);
+  }
+
+  #setDraObject(store: Map<string, KubeObject>, kind: string, obj: KubeObject): KubeObject {
+    const copy: KubeObject = structuredClone(obj);
+    copy.apiVersion ??= `${DRA_GROUP}/v1`;
+    copy.kind ??= kind;
+    if (kind === "ResourceClaim") copy.metadata.namespace ??= "default";
+    copy.metadata.uid ??= crypto.randomUUID();
+    copy.metadata.resourceVersion = String(++this.#revision);
+    const key = copy.metadata.namespace
+      ? `${copy.metadata.namespace}/${copy.metadata.name}`
+      : copy.metadata.name;
+    store.set(key, copy);
+    return structuredClone(copy);
+  }
+
+  async #onRequest(req: Http2ServerRequest | IncomingMessage, exchange: Exchange): Promise<void> {
     const started = performance.now();
     const url = new URL(req.url ?? "/", "https://test");
     const method = (req.method ?? "GET").toUpperCase();
@@ -372,6 +591,8 @@ class ApiServer {
       status: 0,
       time: Date.now(),
       durationMs: 0,
+      query: url.search.slice(1),
+      httpVersion: exchange.httpVersion,
     };
     this.#log.push(record);
     const rawBody = await readBody(req);
@@ -382,14 +603,14 @@ class ApiServer {
         record.body = JSON.parse(rawBody);
       } catch { /* kept unparsed: answered 400 below */ }
     }
-    const { auth, user } = this.#authenticate(req);
+    const { auth, user } = this.#authenticate(req, exchange.tls);
     record.auth = auth;
     if (user) record.user = user;
 
     const respond = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       record.status = status;
       record.durationMs = performance.now() - started;
-      this.#send(res, status, body, headers);
+      this.#send(exchange, status, body, headers);
     };
 
     // Faults, in order: latency, then the first hang/drop/status that matches.
@@ -406,7 +627,7 @@ class ApiServer {
       record.fault = fault.kind;
       if (fault.kind === "hang") return;
       if (fault.kind === "drop") {
-        req.socket.destroy();
+        this.#dropConnectionOf(exchange);
         return;
       }
       const status = fault.status ?? 500;
@@ -436,18 +657,46 @@ class ApiServer {
       }
       parsedBody = record.body;
     }
-    const { status, body } = this.#route({
+    const ctx: RequestContext = {
       method,
       path: url.pathname,
       user,
       contentType,
       body: parsedBody,
-    });
-    respond(status, body);
+      query: url.searchParams,
+    };
+    const answer = this.#route(ctx);
+    if (ctx.verb) record.verb = ctx.verb;
+    if ("watch" in answer) {
+      record.status = 200;
+      record.durationMs = performance.now() - started;
+      this.#openWatch(exchange, answer.watch);
+      return;
+    }
+    respond(answer.status, answer.body);
   }
 
-  #authenticate(req: IncomingMessage): { auth: AuthKind; user?: string } {
-    const socket = req.socket as TLSSocket;
+  /** Starts a watch answer: headers now, then one line per event until it ends. */
+  #openWatch(exchange: Exchange, plan: WatchPlan): void {
+    if (this.#closed) return;
+    const sink = exchange.stream(200, { "Content-Type": "application/json" });
+    const watch = this.#hub.open(plan.selection, sink, plan);
+    exchange.onClose(() => watch.close("reset"));
+  }
+
+  /** Destroys the connection a request came on, as a network failure would. */
+  #dropConnectionOf(exchange: Exchange): void {
+    const socket = exchange.remotePort === undefined
+      ? undefined
+      : this.#connections.get(exchange.remotePort);
+    if (socket) socket.destroy();
+    else exchange.abort();
+  }
+
+  #authenticate(
+    req: Http2ServerRequest | IncomingMessage,
+    socket: TLSSocket,
+  ): { auth: AuthKind; user?: string } {
     const peer = socket.getPeerCertificate?.();
     const hasCert = !!peer && Object.keys(peer).length > 0;
     if (hasCert && socket.authorized) {
@@ -461,10 +710,14 @@ class ApiServer {
     return { auth: hasCert ? "untrusted-cert" : "none" };
   }
 
-  #route(ctx: RequestContext): { status: number; body: unknown } {
+  #route(ctx: RequestContext): Answer {
     if (ctx.path === "/version" && ctx.method === "GET") {
       return { status: 200, body: { major: "1", minor: "33", gitVersion: "v1.33.0-test" } };
     }
+    const collection = this.#collectionRoute(ctx);
+    if (collection) return collection;
+    const dra = this.#draRoute(ctx);
+    if (dra) return dra;
     let m = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)(\/status)?$/.exec(ctx.path);
     if (m) {
       const [ns, name] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];
@@ -504,16 +757,158 @@ class ApiServer {
     };
   }
 
+  /** Lists and watches of pods and NADs, in all namespaces or one. */
+  #collectionRoute(ctx: RequestContext): Answer | undefined {
+    let collection: Collection | undefined;
+    let m = /^\/api\/v1(?:\/namespaces\/([^/]+))?\/pods$/.exec(ctx.path);
+    if (m) {
+      collection = {
+        resource: "pods",
+        group: "",
+        kind: "Pod",
+        apiVersion: "v1",
+        store: this.#pods as Map<string, StoredObject>,
+        fields: POD_FIELDS,
+        itemsKeepTypeMeta: false,
+      };
+    } else {
+      m =
+        /^\/apis\/k8s\.cni\.cncf\.io\/v1(?:\/namespaces\/([^/]+))?\/network-attachment-definitions$/
+          .exec(ctx.path);
+      if (!m) return undefined;
+      collection = {
+        resource: NAD_RESOURCE,
+        group: NAD_GROUP,
+        kind: "NetworkAttachmentDefinition",
+        apiVersion: `${NAD_GROUP}/v1`,
+        store: this.#nads as Map<string, StoredObject>,
+        fields: CUSTOM_RESOURCE_FIELDS,
+        itemsKeepTypeMeta: true,
+      };
+    }
+    const ns = m[1] === undefined ? undefined : decodeURIComponent(m[1]);
+    const watching = ["1", "true"].includes(ctx.query.get("watch") ?? "");
+    const handlers: Record<string, [string, Handler]> = {
+      GET: [watching ? "watch" : "list", (c) => this.#listOrWatch(c, collection, ns, watching)],
+    };
+    return this.#dispatch(ctx, {
+      handlers,
+      resource: collection.resource,
+      ns: ns ?? "",
+      group: collection.group,
+    });
+  }
+
+  #listOrWatch(
+    ctx: RequestContext,
+    collection: Collection,
+    namespace: string | undefined,
+    watching: boolean,
+  ): Answer {
+    const selector = parseFieldSelector(ctx.query.get("fieldSelector"), collection.fields);
+    if ("error" in selector) return { status: 400, body: statusBody(400, selector.error) };
+    if (ctx.query.get("labelSelector")) {
+      return {
+        status: 400,
+        body: statusBody(400, "labelSelector is not supported by the test API server"),
+      };
+    }
+    const rvText = ctx.query.get("resourceVersion") ?? "";
+    const rv = rvText === "" || rvText === "0" ? undefined : Number(rvText);
+    if (rv !== undefined && !(Number.isSafeInteger(rv) && rv > 0)) {
+      return { status: 400, body: statusBody(400, `invalid resource version: "${rvText}"`) };
+    }
+    const current = [...collection.store.values()]
+      .filter((obj) => selects(obj, namespace, selector))
+      .sort((a, b) => objectKey(a).localeCompare(objectKey(b)));
+    if (watching) {
+      const timeoutText = ctx.query.get("timeoutSeconds");
+      const timeout = timeoutText === null ? undefined : Number(timeoutText);
+      if (timeout !== undefined && !(Number.isFinite(timeout) && timeout >= 0)) {
+        return {
+          status: 400,
+          body: statusBody(400, `invalid timeoutSeconds: "${timeoutText}"`),
+        };
+      }
+      return {
+        status: 200,
+        watch: {
+          selection: {
+            resource: collection.resource,
+            namespace,
+            selector,
+            bookmarks: ctx.query.get("allowWatchBookmarks") === "true",
+            kind: collection.kind,
+            apiVersion: collection.apiVersion,
+          },
+          fromRevision: rv,
+          initial: current,
+          // As kube-apiserver: 0 means its default (here: none).
+          timeoutMs: timeout ? timeout * 1000 : undefined,
+        },
+      };
+    }
+    // kube-apiserver answers a list at a compacted version as it does a watch: 410.
+    if (rv !== undefined && rv < this.#hub.oldestRevision) {
+      return {
+        status: 410,
+        body: statusBody(410, `too old resource version: ${rv} (${this.#hub.oldestRevision})`),
+      };
+    }
+    return {
+      status: 200,
+      body: listBody(collection, current, this.#revision),
+    };
+  }
+
+  /** resource.k8s.io/v1: get a ResourceClaim, list ResourceSlices. */
+  #draRoute(ctx: RequestContext): Answer | undefined {
+    let m = /^\/apis\/resource\.k8s\.io\/v1\/namespaces\/([^/]+)\/resourceclaims\/([^/]+)$/
+      .exec(ctx.path);
+    if (m) {
+      const [ns, name] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];
+      const handlers: Record<string, [string, Handler]> = {
+        GET: ["get", () => this.#getObject(this.#claims, "resourceclaims", ns, name, DRA_GROUP)],
+      };
+      return this.#dispatch(ctx, {
+        handlers,
+        resource: "resourceclaims",
+        ns,
+        name,
+        group: DRA_GROUP,
+      });
+    }
+    m = /^\/apis\/resource\.k8s\.io\/v1\/resourceslices$/.exec(ctx.path);
+    if (!m) return undefined;
+    const handlers: Record<string, [string, Handler]> = {
+      GET: ["list", (c) => {
+        const selector = parseFieldSelector(c.query.get("fieldSelector"), RESOURCE_SLICE_FIELDS);
+        if ("error" in selector) return { status: 400, body: statusBody(400, selector.error) };
+        const items = [...this.#slices.values()]
+          .filter((slice) => selects(slice as StoredObject, undefined, selector))
+          .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+        const collection = {
+          kind: "ResourceSlice",
+          apiVersion: `${DRA_GROUP}/v1`,
+          itemsKeepTypeMeta: false,
+        };
+        return { status: 200, body: listBody(collection, items, this.#revision) };
+      }],
+    };
+    return this.#dispatch(ctx, { handlers, resource: "resourceslices", ns: "", group: DRA_GROUP });
+  }
+
   #dispatch(
     ctx: RequestContext,
     route: {
       handlers: Record<string, [string, Handler]>;
       resource: string;
+      /** Empty for a cluster-wide request. */
       ns: string;
       name?: string;
       group: string;
     },
-  ): { status: number; body: unknown } {
+  ): Answer {
     const entry = route.handlers[ctx.method];
     if (!entry) {
       return {
@@ -522,13 +917,15 @@ class ApiServer {
       };
     }
     const [verb, handler] = entry;
+    ctx.verb = verb;
     if (this.#forbidden.has(`${verb} ${route.resource}`)) {
       const base = route.resource.split("/")[0];
       const qualified = route.group ? `${base}.${route.group}` : base;
       const what = route.name ? `${qualified} "${route.name}"` : qualified;
+      const scope = route.ns ? `in the namespace "${route.ns}"` : "at the cluster scope";
       const body = statusBody(
         403,
-        `${what} is forbidden: User "${ctx.user}" cannot ${verb} resource "${route.resource}" in API group "${route.group}" in the namespace "${route.ns}"`,
+        `${what} is forbidden: User "${ctx.user}" cannot ${verb} resource "${route.resource}" in API group "${route.group}" ${scope}`,
       );
       body.details = {
         ...(route.name ? { name: route.name } : {}),
@@ -654,7 +1051,7 @@ class ApiServer {
     };
     if (stored.spec === undefined) delete stored.spec;
     if (stored.status === undefined) delete stored.status;
-    this.#pods.set(`${target.ns}/${target.name}`, stored);
+    this.#commit("pods", this.#pods, `${target.ns}/${target.name}`, stored);
     return { status: 200, body: stored };
   }
 
@@ -718,18 +1115,17 @@ class ApiServer {
   }
 
   #send(
-    res: ServerResponse,
+    exchange: Exchange,
     status: number,
     body: unknown,
     headers: Record<string, string> = {},
   ): void {
     const text = typeof body === "string" ? body : JSON.stringify(body);
-    res.writeHead(status, {
+    exchange.send(status, {
       "Content-Type": "application/json",
       "Content-Length": String(new TextEncoder().encode(text).length),
       ...headers,
-    });
-    res.end(text);
+    }, text);
   }
 
   #delay(ms: number): Promise<void> {
@@ -835,12 +1231,115 @@ class ApiServer {
     this.#closed = true;
     for (const id of this.#timers) clearTimeout(id);
     this.#timers.clear();
+    this.#hub.close();
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
     this.#sockets.clear();
     await closed;
     await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
   }
+}
+
+/** The same request/answer interface over an HTTP/2 stream or an HTTP/1.1 exchange. */
+function exchangeOf(
+  req: Http2ServerRequest | IncomingMessage,
+  res: Http2ServerResponse | ServerResponse,
+): Exchange {
+  if (req.httpVersion === "2.0") {
+    const stream = (req as Http2ServerRequest).stream;
+    return http2Exchange(stream, stream.session!.socket as TLSSocket);
+  }
+  const response = res as ServerResponse;
+  const socket = (req as IncomingMessage).socket as TLSSocket;
+  return {
+    httpVersion: req.httpVersion,
+    tls: socket,
+    remotePort: socket.remotePort,
+    send(status, headers, text) {
+      // Headers and body leave in one write when the body is given to end().
+      response.writeHead(status, headers);
+      response.end(text);
+    },
+    stream(status, headers) {
+      response.writeHead(status, headers); // no Content-Length: chunked
+      response.flushHeaders();
+      return {
+        write: (line) => void response.write(line),
+        end: () => void response.end(),
+        reset: () => void socket.destroy(),
+      };
+    },
+    onClose(fn) {
+      response.once("close", fn);
+    },
+    abort() {
+      socket.destroy();
+    },
+  };
+}
+
+function http2Exchange(stream: ServerHttp2Stream, tls: TLSSocket): Exchange {
+  // A stream reset by either side emits 'error'; nothing to do about it here.
+  stream.on("error", () => {});
+  const headersOf = (status: number, headers: Record<string, string>) => {
+    const out: Record<string, string | number> = { ":status": status };
+    for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value;
+    return out;
+  };
+  return {
+    httpVersion: "2.0",
+    tls,
+    remotePort: tls.remotePort,
+    send(status, headers, text) {
+      if (stream.destroyed || stream.closed) return;
+      // The HEADERS and DATA frames would go in separate writes: hold them, release together.
+      tls.cork();
+      try {
+        stream.respond(headersOf(status, headers));
+        stream.end(text);
+      } finally {
+        setImmediate(() => {
+          try {
+            tls.uncork();
+          } catch { /* session gone */ }
+        });
+      }
+    },
+    stream(status, headers) {
+      stream.respond(headersOf(status, headers));
+      return {
+        write: (line) => void stream.write(line),
+        end: () => void stream.end(),
+        reset: () => void stream.destroy(new Error("watch dropped by the test API server")),
+      };
+    },
+    onClose(fn) {
+      stream.once("close", fn);
+    },
+    abort() {
+      stream.destroy(new Error("dropped by the test API server"));
+    },
+  };
+}
+
+/** A `<Kind>List` answer; built-in kinds list their items without type meta. */
+function listBody(
+  collection: { kind: string; apiVersion: string; itemsKeepTypeMeta: boolean },
+  items: { apiVersion?: string; kind?: string }[],
+  revision: number,
+): Record<string, unknown> {
+  return {
+    kind: `${collection.kind}List`,
+    apiVersion: collection.apiVersion,
+    metadata: { resourceVersion: String(revision) },
+    items: collection.itemsKeepTypeMeta
+      ? items
+      : items.map(({ apiVersion: _a, kind: _k, ...rest }) => rest),
+  };
+}
+
+function objectKey(obj: StoredObject): string {
+  return `${obj.metadata.namespace ?? ""}/${obj.metadata.name}`;
 }
 
 function faultMatches(fault: Fault, method: string, path: string): boolean {
@@ -926,7 +1425,7 @@ function isObj(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage | Http2ServerRequest): Promise<string> {
   return new Promise((resolve) => {
     const chunks: Uint8Array[] = [];
     req.on("data", (chunk: Uint8Array) => chunks.push(chunk));

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CniError, ConfigError } from "../../src/cni/errors.ts";
 import { parseNetworkConfig } from "../../src/cni/network_config.ts";
-import type { Delegate } from "../../src/multus/delegate.ts";
-import { assignDeviceIds, injectDeviceId, podDeviceAllocation } from "../../src/nfv/device_ids.ts";
+import type { Delegate } from "../../src/multus/plan/delegate.ts";
+import { podDeviceAllocation } from "../../src/kubelet/allocation.ts";
+import { assignDeviceIds, injectDeviceId } from "../../src/multus/kube/device_ids.ts";
 import {
   CHECKPOINT_POD_UID,
   checkpointText,

@@ -1,6 +1,6 @@
 /**
- * Secrets (decision 18): with every kind of credential the kubeconfig can carry (token,
- * token file, client certificate as data and as files), ADD, DEL, CHECK and the error paths
+ * Secrets never reach a log line, an error message or a cache file: with every kind of
+ * credential the kubeconfig can carry (token, token file, client certificate as data and as files), ADD, DEL, CHECK and the error paths
  * run at logLevel debug, and no token, private key or certificate body may appear in a log
  * line, an error, stdout/stderr, a cache file or what we send to the API server besides the
  * Authorization header. The files we write (cache, log) are readable by root only.

@@ -8,8 +8,8 @@ import assert from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../../src/cni/errors.ts";
-import { loadMultusNetConf } from "../../src/multus/netconf.ts";
-import { parseSelection } from "../../src/multus/selection.ts";
+import { loadMultusNetConf } from "../../src/multus/config/netconf.ts";
+import { parseSelection } from "../../src/multus/plan/selection.ts";
 import { SELECTION_KEYS } from "../../src/validate/_unknown_fields.ts";
 import { MULTUS_KEYS } from "../../src/validate/_multus_config.ts";
 import { closestKey } from "../../src/validate/_suggest.ts";
@@ -540,7 +540,7 @@ Deno.test("validate: namespace isolation violations are errors; global namespace
   assert.equal(findings.length, 1, "default/net-d is in a global namespace");
 });
 
-Deno.test("validate: namespace isolation left off is a warning (decision 15)", async () => {
+Deno.test("validate: namespace isolation left off is a warning (any pod may use any namespace's networks)", async () => {
   const { run, ok, findings } = await validateJson([F("isolation")]);
   assert.equal(run.code, 0);
   assert.equal(ok, true);
