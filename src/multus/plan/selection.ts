@@ -37,23 +37,24 @@ export interface NetworkSelection {
 const MAX_ANNOTATION_LENGTH = 256 * 1024;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const KNOWN_KEYS = new Map(
-  [
-    "name",
-    "namespace",
-    "interface",
-    "interfaceRequest",
-    "ips",
-    "mac",
-    "default-route",
-    "portMappings",
-    "bandwidth",
-    "infiniband-guid",
-    "cni-args",
-    "deviceID",
-    "ipam-claim-reference",
-  ].map((k) => [k.toLowerCase(), k]),
-);
+
+/** The keys of an element of the JSON form, as Multus spells them (matched case-insensitively). */
+export const SELECTION_ELEMENT_KEYS: readonly string[] = [
+  "name",
+  "namespace",
+  "interface",
+  "interfaceRequest",
+  "ips",
+  "mac",
+  "default-route",
+  "portMappings",
+  "bandwidth",
+  "infiniband-guid",
+  "cni-args",
+  "deviceID",
+  "ipam-claim-reference",
+];
+const KNOWN_KEYS = new Map(SELECTION_ELEMENT_KEYS.map((k) => [k.toLowerCase(), k]));
 
 /**
  * Parses a selection annotation value. JSON form when the value contains `[`, `{` or `"`,
