@@ -12,7 +12,14 @@
  */
 
 import { join } from "node:path";
-import { REPO_ROOT, SYSTEM_CNI_DIR, type TestRoot } from "../tests/helpers/plugin_run.ts";
+import {
+  type CniCall,
+  type PluginRun,
+  REPO_ROOT,
+  startPlugin,
+  SYSTEM_CNI_DIR,
+  type TestRoot,
+} from "../tests/helpers/plugin_run.ts";
 import { type HostVeth, sh, TestNetns } from "../tests/helpers/netns.ts";
 import { type TestApiServer } from "../tests/k8s_api/server.ts";
 import { startK8sFixture } from "../tests/helpers/k8s_fixture.ts";
@@ -51,55 +58,38 @@ function stats(samples: number[]): Stats {
 const fmt = (ms: number) => ms < 10 ? ms.toFixed(1) : ms.toFixed(0);
 const fmtStats = (s: Stats) => `${fmt(s.median)} / ${fmt(s.p90)} / ${fmt(s.max)}`;
 
-interface Exec {
-  code: number;
-  stdout: string;
-  stderr: string;
+/** What one timed run printed and returned, and its time from spawn to exit. */
+interface Exec extends PluginRun {
   ms: number;
 }
 
-/** Runs a binary with CNI variables and stdin; times it from spawn to exit. */
-async function exec(
-  binary: string,
-  env: Record<string, string>,
-  stdin: string,
-  args: string[] = [],
-): Promise<Exec> {
+/** Runs a binary (optionally under a wrapper command) with a CNI call; times it. */
+async function timedRun(binary: string, call: CniCall, wrapper: string[] = []): Promise<Exec> {
   const started = performance.now();
-  const child = new Deno.Command(binary, {
-    args,
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(encoder.encode(stdin));
-  await writer.close();
-  const out = await child.output();
-  const ms = performance.now() - started;
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-    ms,
-  };
+  const { code, stdout, stderr } = await startPlugin(binary, call, wrapper).done;
+  return { code, stdout, stderr, ms: performance.now() - started };
 }
 
-function cniEnv(
+/** A VERSION call: no container, no configuration. */
+const VERSION_CALL: CniCall = { command: "VERSION", config: "" };
+
+/** A call for the bench pod with `config` on stdin; `path` is CNI_PATH. */
+function cniCall(
   command: string,
   containerId: string,
   netns: string,
   ifName: string,
   path: string,
-): Record<string, string> {
+  config: string,
+): CniCall {
   return {
-    CNI_COMMAND: command,
-    CNI_CONTAINERID: containerId,
-    CNI_NETNS: netns,
-    CNI_IFNAME: ifName,
-    CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod",
-    CNI_PATH: path,
+    command,
+    containerId,
+    netns,
+    ifName,
+    args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod",
+    path: path.split(":"),
+    config,
   };
 }
 
@@ -155,7 +145,7 @@ async function pluginRound(b: Bench, mode: Mode): Promise<[number, number, strin
   const path = `${b.root.binDir}:${SYSTEM_CNI_DIR}`;
   b.api.clearRequests();
   const add = must(
-    await exec(multus, cniEnv("ADD", id, b.ns.path, "eth0", path), JSON.stringify(conf)),
+    await timedRun(multus, cniCall("ADD", id, b.ns.path, "eth0", path, JSON.stringify(conf))),
     "plugin ADD",
   );
   const requests = b.api.requests().map((r) =>
@@ -170,7 +160,7 @@ async function pluginRound(b: Bench, mode: Mode): Promise<[number, number, strin
     }`
   );
   const del = must(
-    await exec(multus, cniEnv("DEL", id, b.ns.path, "eth0", path), JSON.stringify(conf)),
+    await timedRun(multus, cniCall("DEL", id, b.ns.path, "eth0", path, JSON.stringify(conf))),
     "plugin DEL",
   );
   return [add.ms, del.ms, requests];
@@ -186,10 +176,9 @@ async function floorRound(b: Bench, networks: number): Promise<[number, number]>
   const started = performance.now();
   for (const [type, ifName, conf] of delegates) {
     must(
-      await exec(
+      await timedRun(
         join(SYSTEM_CNI_DIR, type),
-        cniEnv("ADD", id, b.ns.path, ifName, SYSTEM_CNI_DIR),
-        JSON.stringify(conf),
+        cniCall("ADD", id, b.ns.path, ifName, SYSTEM_CNI_DIR, JSON.stringify(conf)),
       ),
       `floor ADD ${type}`,
     );
@@ -198,10 +187,9 @@ async function floorRound(b: Bench, networks: number): Promise<[number, number]>
   const delStarted = performance.now();
   for (const [type, ifName, conf] of [...delegates].reverse()) {
     must(
-      await exec(
+      await timedRun(
         join(SYSTEM_CNI_DIR, type),
-        cniEnv("DEL", id, b.ns.path, ifName, SYSTEM_CNI_DIR),
-        JSON.stringify(conf),
+        cniCall("DEL", id, b.ns.path, ifName, SYSTEM_CNI_DIR, JSON.stringify(conf)),
       ),
       `floor DEL ${type}`,
     );
@@ -235,19 +223,19 @@ function describeRequests(requests: string[]): string {
   return `${requests.length} (${parts.join(", ")})`;
 }
 
-async function rssOf(argv: string[], env: Record<string, string>, stdin: string): Promise<number> {
+async function rssOf(binary: string, call: CniCall): Promise<number> {
   const out = await Deno.makeTempFile();
   try {
     const wrapper = [
+      "python3",
       "-c",
       "import resource,subprocess,sys\n" +
       "r=subprocess.run(sys.argv[2:])\n" +
       "open(sys.argv[1],'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n" +
       "sys.exit(r.returncode)",
       out,
-      ...argv,
     ];
-    must(await exec("python3", env, stdin, wrapper), `rss of ${argv.join(" ")}`);
+    must(await timedRun(binary, call, wrapper), `rss of ${binary}`);
     return Number(await Deno.readTextFile(out)) / 1024;
   } finally {
     await Deno.remove(out).catch(() => {});
@@ -473,7 +461,7 @@ async function concurrency(b: Bench): Promise<Concurrency> {
       const ids = namespaces.map(() => newId("c"));
       const calls = (binary: string, command: string, config: string, cniPath: string) =>
         namespaces.map((ns, i) => () =>
-          exec(binary, cniEnv(command, ids[i], ns.path, "eth0", cniPath), config)
+          timedRun(binary, cniCall(command, ids[i], ns.path, "eth0", cniPath, config))
         );
       await batch(result.pluginAdd, calls(multus, "ADD", conf, path), "concurrent ADD");
       await batch(result.pluginDel, calls(multus, "DEL", conf, path), "concurrent DEL");
@@ -652,113 +640,124 @@ function latencyTable(rows: Row[]): string {
   return lines.join("\n");
 }
 
-async function main(): Promise<number> {
-  if (Deno.uid() !== 0) {
-    Deno.stderr.writeSync(
-      encoder.encode("scripts/bench must run as root (it creates network namespaces)\n"),
+/** Start-up and memory: VERSION times and peak RSS, the plugin against `bridge`. */
+interface StartupFigures {
+  version: Stats;
+  floorVersion: Stats;
+  rss: { version: number; add0: number; add16: number; bridgeVersion: number };
+}
+
+/** What the report is made of. */
+interface Results {
+  host: Record<string, string>;
+  command: string;
+  rows: Row[];
+  startup: StartupFigures;
+  conc: Concurrency;
+}
+
+/** VERSION start-up of the plugin and of `bridge` (the floor), at least 20 runs. */
+async function measureVersion(b: Bench): Promise<{ version: Stats; floorVersion: Stats }> {
+  const multus = join(b.root.binDir, "multus");
+  const v: number[] = [];
+  const fv: number[] = [];
+  for (let i = 0; i < WARMUP + Math.max(RUNS, 20); i++) {
+    const run = must(await timedRun(multus, VERSION_CALL), "VERSION");
+    const floor = must(
+      await timedRun(join(SYSTEM_CNI_DIR, "bridge"), VERSION_CALL),
+      "bridge VERSION",
     );
-    return 1;
-  }
-  const command = `scripts/bench${Deno.args.length ? ` ${Deno.args.join(" ")}` : ""}`;
-  const host = await machine();
-  print(`Benchmark (${QUICK ? "quick: " : ""}${RUNS} runs per point after ${WARMUP} warm-up)`);
-  const b = await setup();
-  let rows: Row[];
-  let conc: Concurrency;
-  let version: Stats;
-  let floorVersion: Stats;
-  let rss: { version: number; add0: number; add16: number; bridgeVersion: number };
-  try {
-    const multus = join(b.root.binDir, "multus");
-    const v: number[] = [];
-    const fv: number[] = [];
-    for (let i = 0; i < WARMUP + Math.max(RUNS, 20); i++) {
-      const run = must(await exec(multus, { CNI_COMMAND: "VERSION" }, ""), "VERSION");
-      const floor = must(
-        await exec(join(SYSTEM_CNI_DIR, "bridge"), { CNI_COMMAND: "VERSION" }, ""),
-        "bridge VERSION",
-      );
-      if (i >= WARMUP) {
-        v.push(run.ms);
-        fv.push(floor.ms);
-      }
+    if (i >= WARMUP) {
+      v.push(run.ms);
+      fv.push(floor.ms);
     }
-    version = stats(v);
-    floorVersion = stats(fv);
-    print(`  VERSION: ${fmtStats(version)} ms`);
+  }
+  const version = stats(v);
+  print(`  VERSION: ${fmtStats(version)} ms`);
+  return { version, floorVersion: stats(fv) };
+}
 
-    rows = await latencyRows(b);
-
-    const addConf = (networks: number) =>
-      JSON.stringify(
-        networks === 0
-          ? {
-            cniVersion: "1.0.0",
-            name: "multus-bench",
-            type: "multus",
-            delegates: [b.bridgeConf],
-            cniDir: b.root.cniDir,
-            binDir: b.root.binDir,
-          }
-          : {
-            cniVersion: "1.0.0",
-            name: "multus-bench",
-            type: "multus",
-            kubeconfig: b.kubeconfig,
-            clusterNetwork: b.clusterFile,
-            cniDir: b.root.cniDir,
-            binDir: b.root.binDir,
-            confDir: b.root.confDir,
-          },
-      );
-    const path = `${b.root.binDir}:${SYSTEM_CNI_DIR}`;
-    const rssAdd = async (networks: number) => {
-      b.api.setPod({
-        metadata: {
-          name: "pod",
-          namespace: "bench",
-          annotations: {
-            "k8s.v1.cni.cncf.io/networks": Array.from({ length: networks }, (_, i) => `mv-${i + 1}`)
-              .join(","),
-          },
+/** Peak RSS of VERSION (plugin and `bridge`) and of an ADD with 0 and 16 extra networks. */
+async function measureRss(b: Bench): Promise<StartupFigures["rss"]> {
+  const multus = join(b.root.binDir, "multus");
+  const addConf = (networks: number) =>
+    JSON.stringify(
+      networks === 0
+        ? {
+          cniVersion: "1.0.0",
+          name: "multus-bench",
+          type: "multus",
+          delegates: [b.bridgeConf],
+          cniDir: b.root.cniDir,
+          binDir: b.root.binDir,
+        }
+        : {
+          cniVersion: "1.0.0",
+          name: "multus-bench",
+          type: "multus",
+          kubeconfig: b.kubeconfig,
+          clusterNetwork: b.clusterFile,
+          cniDir: b.root.cniDir,
+          binDir: b.root.binDir,
+          confDir: b.root.confDir,
         },
-      });
-      const id = newId("rss");
-      const kb = await rssOf(
-        [multus],
-        cniEnv("ADD", id, b.ns.path, "eth0", path),
-        addConf(networks),
-      );
-      must(
-        await exec(multus, cniEnv("DEL", id, b.ns.path, "eth0", path), addConf(networks)),
-        "DEL after RSS",
-      );
-      return kb;
-    };
-    rss = {
-      version: await rssOf([multus], { CNI_COMMAND: "VERSION" }, ""),
-      bridgeVersion: await rssOf([join(SYSTEM_CNI_DIR, "bridge")], { CNI_COMMAND: "VERSION" }, ""),
-      add0: await rssAdd(0),
-      add16: await rssAdd(16),
-    };
-    print(
-      `  peak RSS: VERSION ${rss.version.toFixed(1)} MiB, ADD ${rss.add0.toFixed(1)} / ${
-        rss.add16.toFixed(1)
-      } MiB`,
     );
+  const path = `${b.root.binDir}:${SYSTEM_CNI_DIR}`;
+  const rssAdd = async (networks: number) => {
+    b.api.setPod({
+      metadata: {
+        name: "pod",
+        namespace: "bench",
+        annotations: {
+          "k8s.v1.cni.cncf.io/networks": Array.from({ length: networks }, (_, i) => `mv-${i + 1}`)
+            .join(","),
+        },
+      },
+    });
+    const id = newId("rss");
+    const kb = await rssOf(multus, cniCall("ADD", id, b.ns.path, "eth0", path, addConf(networks)));
+    must(
+      await timedRun(multus, cniCall("DEL", id, b.ns.path, "eth0", path, addConf(networks))),
+      "DEL after RSS",
+    );
+    return kb;
+  };
+  const rss = {
+    version: await rssOf(multus, VERSION_CALL),
+    bridgeVersion: await rssOf(join(SYSTEM_CNI_DIR, "bridge"), VERSION_CALL),
+    add0: await rssAdd(0),
+    add16: await rssAdd(16),
+  };
+  print(
+    `  peak RSS: VERSION ${rss.version.toFixed(1)} MiB, ADD ${rss.add0.toFixed(1)} / ${
+      rss.add16.toFixed(1)
+    } MiB`,
+  );
+  return rss;
+}
 
-    conc = await concurrency(b);
+/** Every measurement, on the bench set up once and torn down after. */
+async function measure(): Promise<Omit<Results, "host" | "command">> {
+  const b = await setup();
+  try {
+    const { version, floorVersion } = await measureVersion(b);
+    const rows = await latencyRows(b);
+    const rss = await measureRss(b);
+    const conc = await concurrency(b);
     print(
       `  ${CONCURRENT} concurrent ADDs, ${CONCURRENT_ROUNDS} rounds: ${
         conc.pluginAdd.totals.map(fmt).join(", ")
       } ms; DELs: ${conc.pluginDel.totals.map(fmt).join(", ")} ms`,
     );
+    return { rows, startup: { version, floorVersion, rss }, conc };
   } finally {
     await teardown(b);
   }
+}
 
-  const table = latencyTable(rows);
-  const others = [
+/** The start-up and memory table. */
+function startupTable({ version, floorVersion, rss }: StartupFigures): string {
+  return [
     "| measurement | plugin | floor | note |",
     "|---|---:|---:|---|",
     `| VERSION start-up (median / p90 / max of ${Math.max(RUNS, 20)}) | ${fmtStats(version)} ms | ${
@@ -774,7 +773,11 @@ async function main(): Promise<number> {
       rss.add16.toFixed(1)
     } MiB | | largest of the plugin and its delegates |`,
   ].join("\n");
-  const concurrencyTable = [
+}
+
+/** The concurrency table. */
+function concurrencyTableOf(conc: Concurrency): string {
+  return [
     `| ${CONCURRENT} calls at once, ${CONCURRENT_ROUNDS} rounds | round total: median / max | one call: median / p90 / max | CPU per round (median) |`,
     "|---|---:|---:|---:|",
     ...([
@@ -789,8 +792,15 @@ async function main(): Promise<number> {
       } ms | ${fmt(stats(r.cpu).median)} ms |`;
     }),
   ].join("\n");
+}
 
-  const doc = [
+/** docs/benchmarks.md: how it was measured, on what, and the three tables. */
+function reportDoc(
+  { host, command }: Results,
+  tables: { table: string; others: string; concurrencyTable: string },
+): string {
+  const { table, others, concurrencyTable } = tables;
+  return [
     "# Benchmarks",
     "",
     "Generated by `scripts/bench`; do not edit by hand. Times are wall-clock milliseconds from",
@@ -868,9 +878,17 @@ async function main(): Promise<number> {
     concurrencyTable,
     "",
   ].join("\n");
+}
+
+/** Writes docs/benchmarks.md and docs/latency.svg (formatted) and prints the tables. */
+async function writeReport(results: Results): Promise<void> {
+  const table = latencyTable(results.rows);
+  const others = startupTable(results.startup);
+  const concurrencyTable = concurrencyTableOf(results.conc);
+  const doc = reportDoc(results, { table, others, concurrencyTable });
   await Deno.mkdir(join(REPO_ROOT, "docs"), { recursive: true });
   await Deno.writeTextFile(join(REPO_ROOT, "docs", "benchmarks.md"), doc);
-  await Deno.writeTextFile(join(REPO_ROOT, "docs", "latency.svg"), latencyChart(rows));
+  await Deno.writeTextFile(join(REPO_ROOT, "docs", "latency.svg"), latencyChart(results.rows));
   // In the repository's style, so `deno fmt --check` stays clean.
   await new Deno.Command(Deno.execPath(), {
     args: ["fmt", "--quiet", "docs/benchmarks.md", "docs/latency.svg"],
@@ -884,6 +902,20 @@ async function main(): Promise<number> {
   print(concurrencyTable);
   print();
   print("Wrote docs/benchmarks.md and docs/latency.svg");
+}
+
+async function main(): Promise<number> {
+  if (Deno.uid() !== 0) {
+    Deno.stderr.writeSync(
+      encoder.encode("scripts/bench must run as root (it creates network namespaces)\n"),
+    );
+    return 1;
+  }
+  const command = `scripts/bench${Deno.args.length ? ` ${Deno.args.join(" ")}` : ""}`;
+  const host = await machine();
+  print(`Benchmark (${QUICK ? "quick: " : ""}${RUNS} runs per point after ${WARMUP} warm-up)`);
+  const measured = await measure();
+  await writeReport({ host, command, ...measured });
   return 0;
 }
 

@@ -11,26 +11,13 @@ import type { Report, Where } from "./_findings.ts";
 import { within } from "./_findings.ts";
 import { isObject } from "./_inputs.ts";
 import { closestKey } from "./_suggest.ts";
+import { SELECTION_ELEMENT_KEYS } from "../multus/plan/selection.ts";
 
 /**
  * Keys of a selection element the plugin reads (matched case-insensitively, as Multus's Go
- * decoder does); the same list as the plugin's parser in src/multus/plan/selection.ts.
+ * decoder does): the plugin parser's own list.
  */
-export const SELECTION_KEYS: readonly string[] = [
-  "name",
-  "namespace",
-  "interface",
-  "interfaceRequest",
-  "ips",
-  "mac",
-  "default-route",
-  "portMappings",
-  "bandwidth",
-  "infiniband-guid",
-  "cni-args",
-  "deviceID",
-  "ipam-claim-reference",
-];
+export const SELECTION_KEYS: readonly string[] = SELECTION_ELEMENT_KEYS;
 
 /** Fields of a NetworkAttachmentDefinition its CRD defines, at the top and in `spec`. */
 const NAD_FIELDS: readonly string[] = ["apiVersion", "kind", "metadata", "spec"];

@@ -93,11 +93,46 @@ async function firstExisting(paths: readonly string[]): Promise<string | undefin
   return undefined;
 }
 
+/** The inputs given on the command line, by kind. */
+interface Inputs {
+  nads: NadInput[];
+  pods: PodInput[];
+  networks: NetworkInput[];
+  multus: MultusInput[];
+  /** Documents that are none of these (counted in the summary). */
+  ignored: number;
+}
+
+/** The Multus configs: the one in force (loaded when valid) and the others given. */
+interface MultusConfigs {
+  active: MultusInput | undefined;
+  loaded: LoadedMultus | undefined;
+  others: LoadedMultus[];
+}
+
 /** Reads every input and runs every check; returns what was checked. */
 async function validate(report: Report, options: ValidateArgs): Promise<Checked> {
+  const inputs = await readInputs(options.files, report);
+  const configs = await loadMultusConfigs(inputs, options.config, report);
+  const ctx = await makeContext(report, options, configs.loaded);
+  await checkNads(ctx, inputs.nads);
+  await checkMultusConfigs(ctx, configs, inputs, options.kubeconfig);
+  for (const pod of inputs.pods) checkPod(ctx, pod);
+  await checkNetworkConfigs(ctx, inputs.networks);
+  return {
+    multusConfigs: (configs.loaded || configs.active ? 1 : 0) + inputs.multus.length,
+    nads: inputs.nads.length,
+    pods: inputs.pods.length,
+    networkConfigs: inputs.networks.length,
+    ignored: inputs.ignored,
+  };
+}
+
+/** Reads and parses every file argument and sorts its documents by kind. */
+async function readInputs(files: string[], report: Report): Promise<Inputs> {
   const inputs: Input[] = [];
   let ignored = 0;
-  for (const arg of options.files) {
+  for (const arg of files) {
     for (const source of await readSources(arg, report)) {
       for (const doc of await parseSource(source, report)) {
         const found = classify(doc, report);
@@ -108,15 +143,28 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
   }
   const of = <K extends Input["kind"]>(kind: K) =>
     inputs.filter((i): i is Extract<Input, { kind: K }> => i.kind === kind);
-  const nadInputs: NadInput[] = of("nad");
-  const podInputs: PodInput[] = of("pod");
-  const networkInputs: NetworkInput[] = of("network");
-  const multusInputs: MultusInput[] = of("multus");
+  return {
+    nads: of("nad"),
+    pods: of("pod"),
+    networks: of("network"),
+    multus: of("multus"),
+    ignored,
+  };
+}
 
-  // The Multus config in force: --config (or the node's), else the first one given.
+/**
+ * Loads the Multus config in force (--config, or the node's, else the first one given) and
+ * the others; `inputs.multus` keeps only the others. Each other one gets a warning.
+ */
+async function loadMultusConfigs(
+  inputs: Inputs,
+  configPath: string | undefined,
+  report: Report,
+): Promise<MultusConfigs> {
+  const multusInputs = inputs.multus;
   let active: MultusInput | undefined;
-  if (options.config !== undefined) {
-    active = await readConfigFile(options.config, report);
+  if (configPath !== undefined) {
+    active = await readConfigFile(configPath, report);
     if (active) {
       const same = multusInputs.findIndex((m) => m.where.file === active!.where.file);
       if (same >= 0) multusInputs.splice(same, 1);
@@ -137,7 +185,15 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
       );
     }
   }
+  return { active, loaded, others };
+}
 
+/** The checks' context: bin dirs (warned about when missing here), conf dir, settings. */
+async function makeContext(
+  report: Report,
+  options: ValidateArgs,
+  loaded: LoadedMultus | undefined,
+): Promise<Context> {
   const conf = loaded?.conf;
   const binDirs = options.binDirs.length > 0
     ? options.binDirs
@@ -157,13 +213,17 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
       );
     }
   }
+  return ctx;
+}
 
+/** Checks each NetworkAttachmentDefinition and records it for the pods (the last one wins). */
+async function checkNads(ctx: Context, nadInputs: NadInput[]): Promise<void> {
   for (const input of nadInputs) {
     const entry = await checkNad(ctx, input);
     if (!entry) continue;
     const previous = ctx.nads.get(entry.label);
     if (previous) {
-      report.warning(
+      ctx.report.warning(
         entry.where,
         `NetworkAttachmentDefinition ${entry.label} is defined again (first in ${previous.where.file}); the last one is used`,
         { hint: "Keep one definition per namespace and name" },
@@ -171,9 +231,21 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
     }
     ctx.nads.set(entry.label, entry);
   }
+}
 
-  const usesKubernetes = podInputs.length > 0 || nadInputs.length > 0;
-  for (const other of others) {
+/**
+ * Checks the kubeconfig and the networks of every Multus config, the one in force last (its
+ * cluster network is the one the pods see); warns when pods come without one.
+ */
+async function checkMultusConfigs(
+  ctx: Context,
+  configs: MultusConfigs,
+  inputs: Inputs,
+  kubeconfigOverride: string | undefined,
+): Promise<void> {
+  const report = ctx.report;
+  const usesKubernetes = inputs.pods.length > 0 || inputs.nads.length > 0;
+  for (const other of configs.others) {
     const saved = ctx.cluster;
     await checkKubeconfig(report, {
       configured: other.conf.kubeconfig,
@@ -182,14 +254,15 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
     await checkMultusNetworks(ctx, other, { usesKubernetes });
     ctx.cluster = saved;
   }
+  const loaded = configs.loaded;
   if (loaded) {
     await checkKubeconfig(report, {
       configured: loaded.conf.kubeconfig,
-      override: options.kubeconfig,
+      override: kubeconfigOverride,
       where: within(loaded.where, "kubeconfig"),
     });
     await checkMultusNetworks(ctx, loaded, { usesKubernetes });
-  } else if (!active && podInputs.length > 0) {
+  } else if (!configs.active && inputs.pods.length > 0) {
     report.warning(
       { file: "<none>", path: "" },
       "no Multus config given: pods are checked against Multus's defaults, without the " +
@@ -199,9 +272,11 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
       },
     );
   }
+}
 
-  for (const pod of podInputs) checkPod(ctx, pod);
-
+/** Checks each plain network config (.conf/.conflist) given: every error, then the plugins. */
+async function checkNetworkConfigs(ctx: Context, networkInputs: NetworkInput[]): Promise<void> {
+  const report = ctx.report;
   for (const input of networkInputs) {
     const errors = networkConfigErrors(input.text, "");
     for (const err of errors) report.fromError(input.where, err, { field: true });
@@ -213,14 +288,6 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
       report.fromError(input.where, err, { field: true });
     }
   }
-
-  return {
-    multusConfigs: (loaded || active ? 1 : 0) + multusInputs.length,
-    nads: nadInputs.length,
-    pods: podInputs.length,
-    networkConfigs: networkInputs.length,
-    ignored,
-  };
 }
 
 /** The `--config` file as a Multus config, whatever its type says (loading reports that). */

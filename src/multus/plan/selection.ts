@@ -11,7 +11,7 @@ import { CniErrorCode, ConfigError } from "../../cni/errors.ts";
 import { validateIfName } from "../../cni/request.ts";
 import type { BandwidthEntry, Delegate, PortMapping } from "./delegate.ts";
 import type { NetworkConfig } from "../../cni/network_config.ts";
-import { errorMessage } from "../../util/errors.ts";
+import { errorMessage, isObject } from "../../util/errors.ts";
 
 /** Pod annotation listing the extra networks. */
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
@@ -37,23 +37,24 @@ export interface NetworkSelection {
 const MAX_ANNOTATION_LENGTH = 256 * 1024;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const KNOWN_KEYS = new Map(
-  [
-    "name",
-    "namespace",
-    "interface",
-    "interfaceRequest",
-    "ips",
-    "mac",
-    "default-route",
-    "portMappings",
-    "bandwidth",
-    "infiniband-guid",
-    "cni-args",
-    "deviceID",
-    "ipam-claim-reference",
-  ].map((k) => [k.toLowerCase(), k]),
-);
+
+/** The keys of an element of the JSON form, as Multus spells them (matched case-insensitively). */
+export const SELECTION_ELEMENT_KEYS: readonly string[] = [
+  "name",
+  "namespace",
+  "interface",
+  "interfaceRequest",
+  "ips",
+  "mac",
+  "default-route",
+  "portMappings",
+  "bandwidth",
+  "infiniband-guid",
+  "cni-args",
+  "deviceID",
+  "ipam-claim-reference",
+];
+const KNOWN_KEYS = new Map(SELECTION_ELEMENT_KEYS.map((k) => [k.toLowerCase(), k]));
 
 /**
  * Parses a selection annotation value. JSON form when the value contains `[`, `{` or `"`,
@@ -157,101 +158,132 @@ function parseJsonElement(
   { defaultNamespace, where }: { defaultNamespace: string; where: string },
 ): NetworkSelection {
   const at = `${where}, element ${index + 1}`;
-  const f = (key: string) => `networks[${index}].${key}`;
-  if (element === null || typeof element !== "object" || Array.isArray(element)) {
+  if (!isObject(element)) {
     fail(`networks[${index}]`, `Cannot parse ${at}: expected an object, got ${kind(element)}`);
   }
-  // Keys match case-insensitively, as Multus's Go decoder does.
+  const read = elementReader(knownKeys(element), index, at);
+  const name = read.str("name") ?? "";
+  if (name === "") fail(read.field("name"), `Cannot parse ${at}: "name" is missing`);
+  const selection: NetworkSelection = {
+    name,
+    namespace: read.str("namespace") || defaultNamespace,
+  };
+  const atNamed = `${at} ("${name}")`;
+  const iface = read.str("interface") || read.str("interfaceRequest");
+  if (iface) selection.interface = checkIfName(iface, read.field("interface"), atNamed);
+  readAddressRequests(read, atNamed, selection);
+  readPluginRequests(read, atNamed, selection);
+  return selection;
+}
+
+/** The element's known keys in Multus's spelling: they match case-insensitively, as in Go. */
+function knownKeys(element: Record<string, unknown>): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
-  for (const [key, v] of Object.entries(element as Record<string, unknown>)) {
+  for (const [key, v] of Object.entries(element)) {
     const known = KNOWN_KEYS.get(key.toLowerCase());
     if (known) raw[known] = v;
   }
-  const str = (key: string): string | undefined => {
-    const v = raw[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "string") {
-      fail(f(key), `Cannot parse ${at}: "${key}" must be a string, got ${kind(v)}`);
-    }
-    return v;
+  return raw;
+}
+
+/** Reads one element's values; messages name the element (`at`) and the field. */
+interface ElementReader {
+  /** The value of `key`; null counts as absent, as in Go. */
+  value(key: string): unknown;
+  /** The string value of `key`, or undefined; anything else fails. */
+  str(key: string): string | undefined;
+  /** `networks[i].key`. */
+  field(key: string): string;
+}
+
+function elementReader(raw: Record<string, unknown>, index: number, at: string): ElementReader {
+  const field = (key: string) => `networks[${index}].${key}`;
+  return {
+    value: (key) => raw[key] ?? undefined,
+    str(key) {
+      const v = raw[key];
+      if (v === undefined || v === null) return undefined;
+      if (typeof v !== "string") {
+        fail(field(key), `Cannot parse ${at}: "${key}" must be a string, got ${kind(v)}`);
+      }
+      return v;
+    },
+    field,
   };
-  const name = str("name") ?? "";
-  if (name === "") fail(f("name"), `Cannot parse ${at}: "name" is missing`);
-  const selection: NetworkSelection = { name, namespace: str("namespace") || defaultNamespace };
-  const atNamed = `${at} ("${name}")`;
+}
 
-  const iface = str("interface") || str("interfaceRequest");
-  if (iface) selection.interface = checkIfName(iface, f("interface"), atNamed);
-
-  const mac = str("mac");
+/** The addresses asked for: mac, infiniband-guid, ips, default-route. */
+function readAddressRequests(read: ElementReader, at: string, selection: NetworkSelection): void {
+  const mac = read.str("mac");
   if (mac !== undefined) {
     if (!isMac(mac, 6)) {
-      fail(f("mac"), `Cannot parse ${atNamed}: "mac" "${mac}" is not a MAC address`);
+      fail(read.field("mac"), `Cannot parse ${at}: "mac" "${mac}" is not a MAC address`);
     }
     selection.mac = mac;
   }
-  const guid = str("infiniband-guid");
+  const guid = read.str("infiniband-guid");
   if (guid !== undefined) {
     if (!isMac(guid, 8) && !isMac(guid, 20)) {
       fail(
-        f("infiniband-guid"),
-        `Cannot parse ${atNamed}: "infiniband-guid" "${guid}" is not an InfiniBand GUID`,
+        read.field("infiniband-guid"),
+        `Cannot parse ${at}: "infiniband-guid" "${guid}" is not an InfiniBand GUID`,
       );
     }
     selection.infinibandGuid = guid;
   }
-  if (raw.ips !== undefined && raw.ips !== null) {
-    selection.ips = stringList(raw.ips, f("ips"), atNamed).map((ip, j) => {
+  const ips = read.value("ips");
+  if (ips !== undefined) {
+    selection.ips = stringList(ips, read.field("ips"), at).map((ip, j) => {
       const [addr, prefix] = ip.split("/");
       const family = isIP(addr);
       const prefixOk = prefix === undefined ||
         (/^\d+$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32));
       if (family === 0 || !prefixOk) {
         fail(
-          `${f("ips")}[${j}]`,
-          `Cannot parse ${atNamed}: "ips" entry "${ip}" is not an IP address or CIDR`,
+          `${read.field("ips")}[${j}]`,
+          `Cannot parse ${at}: "ips" entry "${ip}" is not an IP address or CIDR`,
         );
       }
       return ip;
     });
   }
-  if (raw["default-route"] !== undefined && raw["default-route"] !== null) {
-    selection.defaultRoute = stringList(raw["default-route"], f("default-route"), atNamed).map(
-      (gw) => {
-        if (isIP(gw) === 0) {
-          fail(
-            f("default-route"),
-            `Cannot parse ${atNamed}: "default-route" entry "${gw}" is not an IP address`,
-          );
-        }
-        return gw;
-      },
-    );
+  const gateways = read.value("default-route");
+  if (gateways !== undefined) {
+    const field = read.field("default-route");
+    selection.defaultRoute = stringList(gateways, field, at).map((gw) => {
+      if (isIP(gw) === 0) {
+        fail(field, `Cannot parse ${at}: "default-route" entry "${gw}" is not an IP address`);
+      }
+      return gw;
+    });
   }
-  if (raw.portMappings !== undefined && raw.portMappings !== null) {
-    if (!Array.isArray(raw.portMappings)) {
-      fail(f("portMappings"), `Cannot parse ${atNamed}: "portMappings" must be a list`);
+}
+
+/** What the pod asks of the delegate: portMappings, bandwidth, cni-args, deviceID. */
+function readPluginRequests(read: ElementReader, at: string, selection: NetworkSelection): void {
+  const portMappings = read.value("portMappings");
+  if (portMappings !== undefined) {
+    if (!Array.isArray(portMappings)) {
+      fail(read.field("portMappings"), `Cannot parse ${at}: "portMappings" must be a list`);
     }
-    selection.portMappings = raw.portMappings.map((pm, j) =>
-      portMapping(pm, `${f("portMappings")}[${j}]`, atNamed)
+    selection.portMappings = portMappings.map((pm, j) =>
+      portMapping(pm, `${read.field("portMappings")}[${j}]`, at)
     );
   }
-  if (raw.bandwidth !== undefined && raw.bandwidth !== null) {
-    selection.bandwidth = bandwidth(raw.bandwidth, f("bandwidth"), atNamed);
-  }
-  if (raw["cni-args"] !== undefined && raw["cni-args"] !== null) {
-    const args = raw["cni-args"];
+  const bw = read.value("bandwidth");
+  if (bw !== undefined) selection.bandwidth = bandwidth(bw, read.field("bandwidth"), at);
+  const args = read.value("cni-args");
+  if (args !== undefined) {
     if (typeof args !== "object" || Array.isArray(args)) {
       fail(
-        f("cni-args"),
-        `Cannot parse ${atNamed}: "cni-args" must be an object, got ${kind(args)}`,
+        read.field("cni-args"),
+        `Cannot parse ${at}: "cni-args" must be an object, got ${kind(args)}`,
       );
     }
     selection.cniArgs = args as Record<string, unknown>;
   }
-  const deviceID = str("deviceID");
+  const deviceID = read.str("deviceID");
   if (deviceID) selection.deviceID = deviceID;
-  return selection;
 }
 
 function stringList(v: unknown, field: string, at: string): string[] {
