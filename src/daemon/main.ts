@@ -16,7 +16,7 @@ import { InProcessCniHandler } from "./handler.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
-import { SocketError } from "./socket.ts";
+import { prepareSocketPath, SocketError } from "./socket.ts";
 
 const encoder = new TextEncoder();
 
@@ -87,6 +87,32 @@ export async function runDaemon(args: string[], version: string): Promise<number
     );
   }
 
+  // Another daemon on the socket is said first; then metrics, before the socket is served: a
+  // served socket says the daemon is ready, so nothing may stop the start after it.
+  try {
+    await prepareSocketPath(config.socketPath);
+  } catch (err) {
+    say("error", `daemon: ${err instanceof SocketError ? err.message : errorMessage(err)}`);
+    return 1;
+  }
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    try {
+      metricsServer = serveMetrics(metrics.registry, {
+        hostname: config.metricsAddress,
+        port: config.metricsPort,
+      });
+    } catch (err) {
+      say(
+        "error",
+        `daemon: cannot serve metrics on ${config.metricsAddress}:${config.metricsPort}: ${
+          errorMessage(err)
+        }`,
+      );
+      return 1;
+    }
+  }
+
   let server: DaemonServer;
   try {
     server = await DaemonServer.start({
@@ -103,27 +129,10 @@ export async function runDaemon(args: string[], version: string): Promise<number
       ? err.message
       : `Cannot serve ${config.socketPath}: ${errorMessage(err)}`;
     say("error", `daemon: ${message}`);
+    await metricsServer?.close();
     return 1;
   }
 
-  let metricsServer: MetricsServer | undefined;
-  if (config.metricsPort !== undefined) {
-    try {
-      metricsServer = serveMetrics(metrics.registry, {
-        hostname: config.metricsAddress,
-        port: config.metricsPort,
-      });
-    } catch (err) {
-      say(
-        "error",
-        `daemon: cannot serve metrics on ${config.metricsAddress}:${config.metricsPort}: ${
-          errorMessage(err)
-        }`,
-      );
-      await server.shutdown(0);
-      return 1;
-    }
-  }
   say(
     "verbose",
     `daemon: serving ${config.socketPath} (at most ${config.maxParallelRequests} requests ` +

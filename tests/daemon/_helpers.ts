@@ -209,6 +209,27 @@ export async function startDaemon(
     env?: Record<string, string>;
   } = {},
 ): Promise<RunningDaemon> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await startDaemonOnce(node, extra, options);
+    } catch (err) {
+      // The free port found may be taken by another process before the daemon binds it.
+      if (attempt < 3 && /cannot serve metrics/.test(String(err))) continue;
+      throw err;
+    }
+  }
+}
+
+async function startDaemonOnce(
+  node: Node,
+  extra: Record<string, unknown>,
+  options: {
+    waitReady?: boolean;
+    metrics?: boolean;
+    args?: string[];
+    env?: Record<string, string>;
+  },
+): Promise<RunningDaemon> {
   const metricsPort = options.metrics === false ? undefined : freePort();
   const config = {
     socketDir: node.socketDir,
