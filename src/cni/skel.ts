@@ -9,6 +9,7 @@
 
 import type { Logger } from "../log/logger.ts";
 import { errorMessage } from "../util/errors.ts";
+import { sniffCniVersion } from "./config_sniff.ts";
 import { CniError, CniErrorCode, type CniErrorJson, toCniErrorJson } from "./errors.ts";
 import { type CniRequest, parseRequest } from "./request.ts";
 import {
@@ -119,12 +120,6 @@ async function readStdinOrFail(readStdin: () => Promise<string>): Promise<string
       `Cannot read the network configuration from stdin: ${errorMessage(err)}`,
     );
   }
-}
-
-/** Best-effort cniVersion of the config, for the error JSON. */
-function sniffCniVersion(text: string): string | undefined {
-  const match = /"cniVersion"\s*:\s*"([^"]*)"/i.exec(text);
-  return match?.[1] || undefined;
 }
 
 /** The configuration's version must be supported, and new enough for the command. */

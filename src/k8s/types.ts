@@ -10,6 +10,7 @@
  */
 
 import * as z from "zod/mini";
+import { valueAt } from "../util/json_path.ts";
 
 /** `metav1.ObjectMeta`, the fields we use. */
 export interface ObjectMeta {
@@ -229,15 +230,6 @@ function fieldPath(path: readonly PropertyKey[]): string {
       : `[${JSON.stringify(clip(key))}]`;
   }
   return out || "the object";
-}
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let value = input;
-  for (const part of path) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<PropertyKey, unknown>)[part];
-  }
-  return value;
 }
 
 /** What a JSON value is, without quoting it: `a number`, `an object`, `null`. */

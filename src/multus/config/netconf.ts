@@ -12,6 +12,7 @@ import { type NetworkConfig, parseNetworkConfig } from "../../cni/network_config
 import { rawArrayElements } from "../../cni/raw_json.ts";
 import { parseConfigText } from "../../cni/request.ts";
 import { type LogLevel, parseLogLevel } from "../../log/logger.ts";
+import { valueAt } from "../../util/json_path.ts";
 
 /** Rotation settings of the log file (Multus `logOptions`). */
 export interface LogOptions {
@@ -361,15 +362,6 @@ function describeIssue(
     return `"${field}" has the wrong type, got ${describeValue(found)}`;
   }
   return `"${field}" is invalid: ${issue.message}`;
-}
-
-function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
-  let value = input;
-  for (const part of path) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<PropertyKey, unknown>)[part];
-  }
-  return value;
 }
 
 function article(expected: string): string {
