@@ -6,7 +6,12 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTestRoot, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
+import {
+  delegatesModeConf,
+  makeTestRoot,
+  type TestRoot,
+  uniqueSuffix,
+} from "../helpers/plugin_run.ts";
 import { deleteHostLink, listFiles, TestNetns } from "../helpers/netns.ts";
 
 const ARGS = "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1";
@@ -45,29 +50,21 @@ async function killHolders(root: TestRoot): Promise<number[]> {
 let subnetCounter = 10 + Math.floor(Math.random() * 100);
 
 function conf(root: TestRoot, bridge: string) {
-  return {
+  return delegatesModeConf(root, [{
     cniVersion: "1.0.0",
-    name: "multus-test",
-    type: "multus",
-    cniDir: root.cniDir,
-    binDir: root.binDir,
-    logFile: root.logFile,
+    name: "bridge-net",
+    type: "bridge-bg",
+    bridge,
+    ipam: {
+      type: "host-local",
+      subnet: `10.243.${subnetCounter++}.0/24`,
+      dataDir: join(root.dir, "leases"),
+    },
+  }], {
     logLevel: "error",
-    logToStderr: false,
     // Short, so that the old behaviour (waiting for the end of stdout) fails the test fast.
     delegateTimeoutSeconds: 30,
-    delegates: [{
-      cniVersion: "1.0.0",
-      name: "bridge-net",
-      type: "bridge-bg",
-      bridge,
-      ipam: {
-        type: "host-local",
-        subnet: `10.243.${subnetCounter++}.0/24`,
-        dataDir: join(root.dir, "leases"),
-      },
-    }],
-  };
+  });
 }
 
 Deno.test("ADD and DEL go on when a delegate's background child keeps its stdout open", async () => {

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  delegatesModeConf,
   makeTestRoot,
   REPO_ROOT,
   startPlugin,
@@ -29,50 +30,29 @@ let subnetCounter = 10 + Math.floor(Math.random() * 100);
 
 /** Delegates mode with one bridge + host-local network. */
 function bridgeConf(root: TestRoot, bridge: string) {
-  const subnet = subnetCounter++;
-  return {
+  return delegatesModeConf(root, [{
     cniVersion: "1.0.0",
-    name: "multus-test",
-    type: "multus",
-    cniDir: root.cniDir,
-    binDir: root.binDir,
-    logFile: root.logFile,
-    logLevel: "debug",
-    logToStderr: false,
-    delegates: [{
-      cniVersion: "1.0.0",
-      name: "bridge-net",
-      type: "bridge",
-      bridge,
-      ipam: {
-        type: "host-local",
-        subnet: `10.241.${subnet}.0/24`,
-        dataDir: join(root.dir, "leases"),
-      },
-    }],
-  };
+    name: "bridge-net",
+    type: "bridge",
+    bridge,
+    ipam: {
+      type: "host-local",
+      subnet: `10.241.${subnetCounter++}.0/24`,
+      dataDir: join(root.dir, "leases"),
+    },
+  }], { logLevel: "debug" });
 }
 
 /** Delegates mode with one macvlan + static network on `master`. */
 function macvlanConf(root: TestRoot, master: string) {
-  const subnet = subnetCounter++;
-  return {
+  return delegatesModeConf(root, [{
     cniVersion: "1.0.0",
-    name: "multus-test",
-    type: "multus",
-    cniDir: root.cniDir,
-    binDir: root.binDir,
-    logFile: root.logFile,
-    logToStderr: false,
-    delegates: [{
-      cniVersion: "1.0.0",
-      name: "macvlan-net",
-      type: "macvlan",
-      master,
-      mode: "bridge",
-      ipam: { type: "static", addresses: [{ address: `10.242.${subnet}.10/24` }] },
-    }],
-  };
+    name: "macvlan-net",
+    type: "macvlan",
+    master,
+    mode: "bridge",
+    ipam: { type: "static", addresses: [{ address: `10.242.${subnetCounter++}.10/24` }] },
+  }]);
 }
 
 async function leases(root: TestRoot): Promise<string[]> {

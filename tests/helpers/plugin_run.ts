@@ -147,3 +147,25 @@ export async function runPlugin(binary: string, call: CniCall): Promise<PluginRu
 export function uniqueSuffix(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 6);
 }
+
+/**
+ * A delegates-mode multus configuration in `root` (its cniDir, binDir and log file; nothing on
+ * stderr), with `delegates` as given and `keys` laid over the top level.
+ */
+export function delegatesModeConf<D>(
+  root: TestRoot,
+  delegates: D[],
+  keys: Record<string, unknown> = {},
+): Record<string, unknown> & { delegates: D[] } {
+  return {
+    cniVersion: "1.0.0",
+    name: "multus-test",
+    type: "multus",
+    cniDir: root.cniDir,
+    binDir: root.binDir,
+    logFile: root.logFile,
+    logToStderr: false,
+    ...keys,
+    delegates,
+  };
+}
