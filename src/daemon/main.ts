@@ -34,7 +34,8 @@ function writeErr(text: string): void {
  *
  * @param args The arguments after `daemon`.
  * @param version This build's version, for `--version`.
- * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line.
+ * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line,
+ *   4 after `--version` (Multus's `multus-daemon -version` exits 4).
  */
 export async function runDaemon(args: string[], version: string): Promise<number> {
   let config;
@@ -46,7 +47,9 @@ export async function runDaemon(args: string[], version: string): Promise<number
     }
     if (parsed.version) {
       Deno.stdout.writeSync(encoder.encode(`multus-daemon: version:${version}\n`));
-      return 0;
+      // Multus's multus-daemon exits 4 after printing its version; scripts ported from it
+      // see the same status.
+      return 4;
     }
     config = await loadDaemonConfig(parsed);
   } catch (err) {
