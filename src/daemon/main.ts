@@ -9,14 +9,21 @@
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
-import { DaemonConfigError, daemonHelp, loadDaemonConfig, parseDaemonArgs } from "./config.ts";
+import {
+  type DaemonConfig,
+  DaemonConfigError,
+  daemonHelp,
+  loadDaemonConfig,
+  parseDaemonArgs,
+} from "./config.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
 import { InProcessCniHandler } from "./handler.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
-import { prepareSocketPath, SocketError } from "./socket.ts";
+import { prepareSocketDir, prepareSocketPath, SocketError } from "./socket.ts";
+import { type StartLock, takeStartLock } from "./start_lock.ts";
 
 const encoder = new TextEncoder();
 
@@ -91,7 +98,30 @@ export async function runDaemon(args: string[], version: string): Promise<number
   }
 
   // Another daemon on the socket is said first; then metrics, before the socket is served: a
-  // served socket says the daemon is ready, so nothing may stop the start after it.
+  // served socket says the daemon is ready, so nothing may stop the start after it. The lock
+  // comes before the socket is looked at: two daemons starting at once must not both replace
+  // a stale socket and serve.
+  let lock: StartLock;
+  try {
+    await prepareSocketDir(config.socketDir);
+    lock = await takeStartLock(config.socketDir);
+  } catch (err) {
+    say("error", `daemon: ${err instanceof SocketError ? err.message : errorMessage(err)}`);
+    return 1;
+  }
+  try {
+    return await serveLocked(config, limiter, metrics);
+  } finally {
+    lock.release();
+  }
+}
+
+/** The daemon's life once it holds the socket directory's lock. */
+async function serveLocked(
+  config: DaemonConfig,
+  limiter: RequestLimiter,
+  metrics: DaemonMetrics,
+): Promise<number> {
   try {
     await prepareSocketPath(config.socketPath);
   } catch (err) {
