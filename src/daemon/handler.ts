@@ -5,6 +5,7 @@
  * replace the one below.
  */
 
+import type { Exec } from "../cni/exec.ts";
 import { type CniPlugin, runSkel } from "../cni/skel.ts";
 import { log } from "../log/logger.ts";
 import { loadMultusNetConf } from "../multus/config/netconf.ts";
@@ -53,10 +54,13 @@ export class InProcessCniHandler implements CniHandler {
   #env: Record<string, string | undefined>;
   #plugin: CniPlugin;
 
-  /** @param processEnv The daemon's environment (in-cluster API variables are read there). */
-  constructor(processEnv: Record<string, string | undefined>) {
+  /**
+   * @param processEnv The daemon's environment (in-cluster API variables are read there).
+   * @param exec How delegates run (default: as the thin plugin runs them).
+   */
+  constructor(processEnv: Record<string, string | undefined>, exec?: Exec) {
     this.#env = processEnv;
-    this.#plugin = multusPlugin({ log, configureLog: false, env: processEnv });
+    this.#plugin = multusPlugin({ log, configureLog: false, env: processEnv, exec });
   }
 
   declines(call: CniCall): string | undefined {

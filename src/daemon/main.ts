@@ -18,6 +18,7 @@ import {
 } from "./config.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
+import { daemonDelegateExec } from "./delegate_exec.ts";
 import { InProcessCniHandler } from "./handler.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
@@ -150,7 +151,10 @@ async function serveLocked(
   try {
     server = await DaemonServer.start({
       socketPath: config.socketPath,
-      handler: new InProcessCniHandler(Deno.env.toObject()),
+      handler: new InProcessCniHandler(
+        Deno.env.toObject(),
+        daemonDelegateExec(Deno.env.toObject()),
+      ),
       overlay: config.overlay,
       limiter,
       queueWaitMs: config.queueTimeoutSeconds * 1000,
