@@ -6,6 +6,7 @@
  * `shutdownGraceSeconds` to finish, the socket is removed, and the process exits 0.
  */
 
+import type { Exec } from "../cni/exec.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
@@ -81,6 +82,14 @@ export async function runDaemon(args: string[], version: string): Promise<number
     return 1;
   }
   keepServingOnStrayErrors();
+  let delegateExec: Exec;
+  try {
+    delegateExec = await daemonDelegateExec(Deno.env.toObject(), config.chrootDir);
+  } catch (err) {
+    if (!(err instanceof DaemonConfigError)) throw err;
+    say("error", `daemon: ${err.message}`);
+    return 1;
+  }
 
   const limiter = new RequestLimiter({
     maxParallel: config.maxParallelRequests,
@@ -111,7 +120,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
     return 1;
   }
   try {
-    return await serveLocked(config, limiter, metrics);
+    return await serveLocked(config, limiter, metrics, delegateExec);
   } finally {
     lock.release();
   }
@@ -122,6 +131,7 @@ async function serveLocked(
   config: DaemonConfig,
   limiter: RequestLimiter,
   metrics: DaemonMetrics,
+  delegateExec: Exec,
 ): Promise<number> {
   try {
     await prepareSocketPath(config.socketPath);
@@ -151,10 +161,7 @@ async function serveLocked(
   try {
     server = await DaemonServer.start({
       socketPath: config.socketPath,
-      handler: new InProcessCniHandler(
-        Deno.env.toObject(),
-        daemonDelegateExec(Deno.env.toObject()),
-      ),
+      handler: new InProcessCniHandler(Deno.env.toObject(), delegateExec),
       overlay: config.overlay,
       limiter,
       queueWaitMs: config.queueTimeoutSeconds * 1000,
