@@ -28,16 +28,38 @@ export function delegateBaseEnv(
   return { PATH: daemonEnv.PATH || DEFAULT_DELEGATE_PATH };
 }
 
+/** The daemon's way of running delegates, and what to say about it at start. */
+export interface DelegateExec {
+  exec: Exec;
+  warnings: string[];
+}
+
 /**
  * The {@linkcode Exec} the daemon's requests run delegates with. With `chrootDir`, checks that
  * it is a directory and finds `chroot`; throws DaemonConfigError saying what is missing.
+ *
+ * Delegates die with the daemon (util-linux `setpriv --pdeathsig KILL`, when present): a
+ * killed daemon's shims report its ADDs failed and release what they attached, which an
+ * orphaned delegate finishing its ADD afterwards would attach again, unseen.
  */
 export async function daemonDelegateExec(
   daemonEnv: Record<string, string | undefined>,
   chrootDir: string,
-): Promise<Exec> {
+): Promise<DelegateExec> {
   const baseEnv = delegateBaseEnv(daemonEnv);
-  if (chrootDir === "") return processExecWith({ baseEnv });
+  const searchPath = `${daemonEnv.PATH ?? ""}:${DEFAULT_DELEGATE_PATH}`;
+  const warnings: string[] = [];
+  const setpriv = await findProgram("setpriv", searchPath);
+  const dieWithDaemon = setpriv ? [setpriv, "--pdeathsig", "KILL", "--"] : [];
+  if (!setpriv) {
+    warnings.push(
+      "setpriv (util-linux) is not in PATH: delegates running when the daemon is killed " +
+        "go on; the shims' DEL of those pods may run before they finish",
+    );
+  }
+  if (chrootDir === "") {
+    return { exec: processExecWith({ baseEnv, wrapper: dieWithDaemon }), warnings };
+  }
   try {
     const info = await Deno.stat(chrootDir);
     if (!info.isDirectory) throw new Error("not a directory");
@@ -47,7 +69,7 @@ export async function daemonDelegateExec(
         "host's root there (delegates run with that view of the filesystem)",
     );
   }
-  const chroot = await findProgram("chroot", `${daemonEnv.PATH ?? ""}:${DEFAULT_DELEGATE_PATH}`);
+  const chroot = await findProgram("chroot", searchPath);
   if (!chroot) {
     throw new DaemonConfigError(
       `"chrootDir" is ${chrootDir}, but the chroot program (coreutils) is not in PATH ` +
@@ -55,7 +77,14 @@ export async function daemonDelegateExec(
         "inside it; install coreutils in the daemon's image, or remove chrootDir",
     );
   }
-  return processExecWith({ baseEnv, wrapper: [chroot, chrootDir], root: chrootDir });
+  return {
+    exec: processExecWith({
+      baseEnv,
+      wrapper: [...dieWithDaemon, chroot, chrootDir],
+      root: chrootDir,
+    }),
+    warnings,
+  };
 }
 
 /** The first executable regular file `name` in the directories of `path`. */

@@ -84,7 +84,9 @@ export async function runDaemon(args: string[], version: string): Promise<number
   keepServingOnStrayErrors();
   let delegateExec: Exec;
   try {
-    delegateExec = await daemonDelegateExec(Deno.env.toObject(), config.chrootDir);
+    const delegates = await daemonDelegateExec(Deno.env.toObject(), config.chrootDir);
+    delegateExec = delegates.exec;
+    for (const warning of delegates.warnings) say("error", `warning: daemon: ${warning}`);
   } catch (err) {
     if (!(err instanceof DaemonConfigError)) throw err;
     say("error", `daemon: ${err.message}`);
