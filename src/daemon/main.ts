@@ -195,7 +195,8 @@ async function serveLocked(
     say(
       "error",
       `daemon: ${unfinished} request(s) still running after ${config.shutdownGraceSeconds} s ` +
-        "are abandoned; their shims see no answer (ADD: code 11, others: run by the shim)",
+        "are abandoned: their delegates die with the daemon, their shims release what an ADD " +
+        "attached and report code 11, and run other commands themselves",
     );
   }
   say("verbose", "daemon: stopped");
