@@ -58,6 +58,11 @@ export interface PluginLaunch {
    * and the returned path is the plugin's path as seen from inside.
    */
   root?: string;
+  /**
+   * Told of each plugin process once started (its pid, which is also its process group, and the
+   * request's variables); the function it returns is called once the process has ended.
+   */
+  track?: (pid: number, env: PluginEnv) => () => void;
 }
 
 /** Most bytes read from a plugin's stdout or stderr; more is an error. */
@@ -168,7 +173,13 @@ async function runPlugin(
 ): Promise<unknown> {
   const type = basename(pluginPath);
   const child = await spawnWithRetry(pluginPath, env, options.log ?? rootLog, launch);
-  const run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
+  const untrack = launch.track?.(child.pid, env);
+  let run: CollectedRun;
+  try {
+    run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
+  } finally {
+    untrack?.();
+  }
   const stdout = new TextDecoder().decode(run.stdout);
   const stderr = new TextDecoder().decode(run.stderr);
 

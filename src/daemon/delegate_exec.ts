@@ -11,9 +11,10 @@
  * (seen from inside the chroot); the delegate's stdin, stdout and stderr are unchanged.
  */
 
-import { type Exec, processExecWith } from "../cni/exec.ts";
+import { type Exec, type PluginEnv, processExecWith } from "../cni/exec.ts";
 import { errorMessage } from "../util/errors.ts";
 import { DaemonConfigError } from "./config.ts";
+import { recordDelegate } from "./running_delegates.ts";
 
 /** PATH for delegates when the daemon has none; also where `chroot` is looked for. */
 export const DEFAULT_DELEGATE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -28,38 +29,21 @@ export function delegateBaseEnv(
   return { PATH: daemonEnv.PATH || DEFAULT_DELEGATE_PATH };
 }
 
-/** The daemon's way of running delegates, and what to say about it at start. */
-export interface DelegateExec {
-  exec: Exec;
-  warnings: string[];
-}
-
 /**
- * The {@linkcode Exec} the daemon's requests run delegates with. With `chrootDir`, checks that
- * it is a directory and finds `chroot`; throws DaemonConfigError saying what is missing.
- *
- * Delegates die with the daemon (util-linux `setpriv --pdeathsig KILL`, when present): a
- * killed daemon's shims report its ADDs failed and release what they attached, which an
- * orphaned delegate finishing its ADD afterwards would attach again, unseen.
+ * The {@linkcode Exec} the daemon's requests run delegates with. Each running delegate is
+ * recorded under `socketDir` (see `running_delegates.ts`), so that a daemon killed mid-ADD
+ * leaves nothing running that attaches the pod after its shim reported the ADD failed. With
+ * `chrootDir`, checks that it is a directory and finds `chroot`; throws DaemonConfigError
+ * saying what is missing.
  */
 export async function daemonDelegateExec(
   daemonEnv: Record<string, string | undefined>,
   chrootDir: string,
-): Promise<DelegateExec> {
+  socketDir: string,
+): Promise<Exec> {
   const baseEnv = delegateBaseEnv(daemonEnv);
-  const searchPath = `${daemonEnv.PATH ?? ""}:${DEFAULT_DELEGATE_PATH}`;
-  const warnings: string[] = [];
-  const setpriv = await findProgram("setpriv", searchPath);
-  const dieWithDaemon = setpriv ? [setpriv, "--pdeathsig", "KILL", "--"] : [];
-  if (!setpriv) {
-    warnings.push(
-      "setpriv (util-linux) is not in PATH: delegates running when the daemon is killed " +
-        "go on; the shims' DEL of those pods may run before they finish",
-    );
-  }
-  if (chrootDir === "") {
-    return { exec: processExecWith({ baseEnv, wrapper: dieWithDaemon }), warnings };
-  }
+  const track = (pid: number, env: PluginEnv) => recordDelegate(socketDir, env.containerId, pid);
+  if (chrootDir === "") return processExecWith({ baseEnv, track });
   try {
     const info = await Deno.stat(chrootDir);
     if (!info.isDirectory) throw new Error("not a directory");
@@ -69,7 +53,7 @@ export async function daemonDelegateExec(
         "host's root there (delegates run with that view of the filesystem)",
     );
   }
-  const chroot = await findProgram("chroot", searchPath);
+  const chroot = await findProgram("chroot", `${daemonEnv.PATH ?? ""}:${DEFAULT_DELEGATE_PATH}`);
   if (!chroot) {
     throw new DaemonConfigError(
       `"chrootDir" is ${chrootDir}, but the chroot program (coreutils) is not in PATH ` +
@@ -77,14 +61,7 @@ export async function daemonDelegateExec(
         "inside it; install coreutils in the daemon's image, or remove chrootDir",
     );
   }
-  return {
-    exec: processExecWith({
-      baseEnv,
-      wrapper: [...dieWithDaemon, chroot, chrootDir],
-      root: chrootDir,
-    }),
-    warnings,
-  };
+  return processExecWith({ baseEnv, wrapper: [chroot, chrootDir], root: chrootDir, track });
 }
 
 /** The first executable regular file `name` in the directories of `path`. */

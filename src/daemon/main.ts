@@ -21,6 +21,7 @@ import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
 import { daemonDelegateExec } from "./delegate_exec.ts";
 import { InProcessCniHandler } from "./handler.ts";
+import { stopLeftDelegates } from "./running_delegates.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
@@ -84,9 +85,11 @@ export async function runDaemon(args: string[], version: string): Promise<number
   keepServingOnStrayErrors();
   let delegateExec: Exec;
   try {
-    const delegates = await daemonDelegateExec(Deno.env.toObject(), config.chrootDir);
-    delegateExec = delegates.exec;
-    for (const warning of delegates.warnings) say("error", `warning: daemon: ${warning}`);
+    delegateExec = await daemonDelegateExec(
+      Deno.env.toObject(),
+      config.chrootDir,
+      config.socketDir,
+    );
   } catch (err) {
     if (!(err instanceof DaemonConfigError)) throw err;
     say("error", `daemon: ${err.message}`);
@@ -120,6 +123,14 @@ export async function runDaemon(args: string[], version: string): Promise<number
   } catch (err) {
     say("error", `daemon: ${err instanceof SocketError ? err.message : errorMessage(err)}`);
     return 1;
+  }
+  // Delegates a killed predecessor left running would attach pods its shims reported failed.
+  const left = await stopLeftDelegates(config.socketDir);
+  if (left > 0) {
+    say(
+      "error",
+      `warning: daemon: stopped ${left} delegate process(es) a previous daemon left running`,
+    );
   }
   try {
     return await serveLocked(config, limiter, metrics, delegateExec);

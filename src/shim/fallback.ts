@@ -62,6 +62,18 @@ async function runHere(run: FallbackRun): Promise<SkelOutcome | { exit: number }
       `(${reason}: ${oneLine(run.detail)}); running it here with ${conf.thinConfig}`,
   );
   await recordFallback(conf.socketDir, { command, reason, containerId: env.CNI_CONTAINERID });
+  if (command === "DEL") {
+    // What a dead daemon left running for this container would attach it again after the DEL.
+    const { stopLeftDelegates } = await import("../daemon/running_delegates.ts");
+    const stopped = await stopLeftDelegates(conf.socketDir, env.CNI_CONTAINERID ?? "");
+    if (stopped > 0) {
+      log.always(
+        "error",
+        `warning: multus-shim: stopped ${stopped} delegate process(es) the multus daemon left ` +
+          `running for ${who(env)}`,
+      );
+    }
+  }
 
   let text: string;
   try {

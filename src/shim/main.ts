@@ -101,9 +101,10 @@ export async function runShim(
 }
 
 /**
- * The connection broke while the daemon had the ADD: the daemon died (its delegates die with
- * it). The ADD fails with code 11, and what it may have attached is released here first, so
- * the failed ADD leaves nothing behind (the runtime's own DEL then finds nothing to do).
+ * The connection broke while the daemon had the ADD: the daemon died. The ADD fails with code
+ * 11; first, the delegates it left running for this container are stopped and what the ADD
+ * attached is released (a DEL run here), so the failed ADD leaves nothing behind (the
+ * runtime's own DEL then finds nothing to do).
  */
 async function addBroken(
   env: Record<string, string | undefined>,

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { listFiles, type TestNetns } from "../helpers/netns.ts";
+import { startPlugin, SYSTEM_CNI_DIR } from "../helpers/plugin_run.ts";
 import {
   containerId,
   hold,
@@ -16,6 +17,7 @@ import {
   type Node,
   podNetns,
   shimCall,
+  shimConf,
   startDaemon,
   stopDaemon,
   waitForStart,
@@ -142,6 +144,47 @@ Deno.test("daemon SIGKILLed during a burst of 20 ADDs: each pod attached or clea
     for (const p of pods) assert.deepEqual(await linkNames(p.ns), ["lo"], p.name);
     const end = await stopDaemon(daemon);
     assert.equal(end.code, 0, end.stderr);
+  } finally {
+    daemon.kill("SIGKILL");
+    await node.cleanup();
+  }
+});
+
+Deno.test("a daemon started after a killed one stops the delegates it left running", async () => {
+  const node = await crashNode();
+  let daemon = await startDaemon(node, {}, { metrics: false });
+  try {
+    const pod = { ns: await podNetns(node), containerId: containerId(), name: "left" };
+    const release = await hold(node, pod.containerId);
+    // The shim is killed too, so nobody stops the delegate when the daemon's connection breaks.
+    const shim = startPlugin(join(node.root.binDir, "multus-shim"), {
+      command: "ADD",
+      containerId: pod.containerId,
+      netns: pod.ns.path,
+      ifName: "eth0",
+      args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`,
+      path: [node.root.binDir, SYSTEM_CNI_DIR],
+      config: shimConf(node),
+    });
+    await waitForStart(node, pod.containerId, shim.done);
+    shim.kill("SIGKILL");
+    await shim.done;
+    daemon.kill("SIGKILL");
+    await daemon.exited;
+    const records = await listFiles(join(node.socketDir, "delegates"));
+    assert.deepEqual(records.map((r) => r.replace(/@\d+$/, "")), [pod.containerId]);
+
+    daemon = await startDaemon(node, {}, { metrics: false });
+    await delegateGone(node, pod.containerId);
+    assert.deepEqual(await listFiles(join(node.socketDir, "delegates")), []);
+    await release();
+    assert.deepEqual(await linkNames(pod.ns), ["lo"], "the delegate never went on");
+    const del = await shimCall(node, "DEL", pod);
+    assert.equal(del.code, 0, del.stdout + del.stderr);
+    assert.deepEqual(await leaseOwners(node), []);
+    assert.deepEqual(await listFiles(node.root.cniDir), []);
+    const end = await stopDaemon(daemon);
+    assert.match(end.stderr, /stopped 1 delegate process\(es\) a previous daemon left running/);
   } finally {
     daemon.kill("SIGKILL");
     await node.cleanup();
