@@ -206,7 +206,7 @@ async function serveLocked(
     say(
       "error",
       `daemon: ${unfinished} request(s) still running after ${config.shutdownGraceSeconds} s ` +
-        "are abandoned: their delegates die with the daemon, their shims release what an ADD " +
+        "are abandoned: their shims stop the delegates left running, release what an ADD " +
         "attached and report code 11, and run other commands themselves",
     );
   }
