@@ -134,6 +134,8 @@ export class KubeClientPool {
   /** Insertion order is recency: a hit moves its entry to the end. */
   readonly #clients = new Map<string, Promise<KubeClient | undefined>>();
   readonly #pinned: string | undefined;
+  /** Evicted clients waiting for their grace to end, with their timers. */
+  readonly #evicted = new Map<Promise<KubeClient | undefined>, ReturnType<typeof setTimeout>>();
   #closed = false;
 
   constructor(pinnedKey: string | undefined, options: KubeClientPoolOptions) {
@@ -178,9 +180,12 @@ export class KubeClientPool {
   /** Closes every client. */
   close(): void {
     this.#closed = true;
-    for (const opening of this.#clients.values()) {
-      opening.then((client) => client?.close(), () => {});
+    for (const [opening, timer] of this.#evicted) {
+      clearTimeout(timer);
+      closeWhenOpen(opening);
     }
+    this.#evicted.clear();
+    for (const opening of this.#clients.values()) closeWhenOpen(opening);
     this.#clients.clear();
   }
 
@@ -191,9 +196,11 @@ export class KubeClientPool {
       this.#clients.delete(key);
       // A request may still be using it: closed once any request would have given up.
       const timer = setTimeout(() => {
-        opening.then((client) => client?.close(), () => {});
+        this.#evicted.delete(opening);
+        closeWhenOpen(opening);
       }, EVICTED_CLIENT_GRACE_MS);
       Deno.unrefTimer(timer);
+      this.#evicted.set(opening, timer);
     }
   }
 
@@ -209,6 +216,10 @@ export class KubeClientPool {
       (credentials, options) => new CountedKubeClient(credentials, options, counts),
     );
   }
+}
+
+function closeWhenOpen(opening: Promise<KubeClient | undefined>): void {
+  opening.then((client) => client?.close(), () => {});
 }
 
 /** How long an evicted client stays open for the requests that still use it. */

@@ -409,3 +409,40 @@ Deno.test("daemon, Kubernetes mode: DEL with the API server unreachable still re
     await k.cleanup();
   }
 });
+
+Deno.test("daemon, Kubernetes mode: where RBAC forbids patch, the status update reads the whole pod first", async () => {
+  const k = await kubeNode();
+  try {
+    const name = `rbac-${uniqueSuffix()}`;
+    const stored = k.f.api.setPod({
+      metadata: { name, namespace: "default", labels: { app: "web" } },
+      spec: { nodeName: NODE_NAME, containers: [{ name: "web", image: "nginx" }] },
+    });
+    const ns = await TestNetns.create();
+    k.namespaces.push(ns);
+    const pod = { name, uid: stored.metadata.uid!, ns, containerId: containerId() };
+    await untilCached(k, { pods: 1, nads: 0 });
+    k.f.api.forbid("patch", "pods/status");
+    k.f.api.clearRequests();
+    const add = await shim(k, "ADD", pod);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    const log = k.f.api.requests();
+    assert.deepEqual(pathRequests(log).map((r) => `${r}`), [
+      `PATCH /api/v1/namespaces/default/pods/${name}/status`,
+      `GET /api/v1/namespaces/default/pods/${name}`,
+      `PUT /api/v1/namespaces/default/pods/${name}/status`,
+    ]);
+    const put = log.find((r) => r.method === "PUT")!.body as {
+      metadata: { labels?: Record<string, string> };
+      spec: { containers?: unknown[] };
+    };
+    assert.deepEqual(put.spec.containers, [{ name: "web", image: "nginx" }], "not a trimmed pod");
+    assert.deepEqual(put.metadata.labels, { app: "web" });
+    const after = k.f.api.getPod("default", name)!;
+    assert.deepEqual(after.spec?.containers, [{ name: "web", image: "nginx" }]);
+    assert.equal(statusOf(k, name)!.length, 1);
+    assert.equal((await shim(k, "DEL", pod)).code, 0);
+  } finally {
+    await k.cleanup();
+  }
+});
