@@ -42,10 +42,9 @@ export interface DaemonKubeCachesStats {
 }
 
 /**
- * The node's pods and all NADs, kept up to date while the daemon runs. Memory: a trimmed
- * pod or NAD is its name, namespace, UID, resourceVersion, annotations (and a NAD's
- * `spec.config`), typically under 2 kB, so a node's 110 pods and a cluster's few hundred
- * NADs stay well under a megabyte.
+ * The node's pods and all NADs, kept up to date while the daemon runs. Memory: only the
+ * current objects, each trimmed to its name, namespace, UID, resourceVersion, annotations
+ * (and a NAD's `spec.config`); events are applied as they arrive, never kept.
  */
 export class DaemonKubeCaches implements KubeObjectCache {
   /** The node's pods; undefined without a node name. */
