@@ -345,6 +345,7 @@ Deno.test("daemon, Kubernetes mode: watches dropped, then expired (410): the cac
     await untilCached(k, { pods: 0, nads: 1 });
 
     // Dropped: the caches watch again from where they were and see what came meanwhile.
+    while (k.f.api.openWatches() < 2) await new Promise((resolve) => setTimeout(resolve, 25));
     assert.equal(k.f.api.dropWatches(), 2);
     const resumed = await addPod(k, `resumed-${uniqueSuffix()}`, { [NETWORKS]: "mv-a" });
     await untilCached(k, { pods: 1, nads: 1 });
