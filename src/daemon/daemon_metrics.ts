@@ -25,6 +25,8 @@ export class DaemonMetrics {
   readonly queueWait: Histogram;
   /** Multus's `multus_server_request_total{handler,code,method}`. */
   readonly httpRequests: Counter;
+  /** How long each delegate plugin ran, by plugin file, CNI command and result. */
+  readonly delegateDuration: Histogram;
 
   constructor(
     sources: { limiter: RequestLimiter; fallbacks: FallbackRecord; kube?: DaemonKube },
@@ -80,6 +82,14 @@ export class DaemonMetrics {
         "code",
         "method",
       ]),
+    );
+    this.delegateDuration = r.register(
+      new Histogram(
+        "multus_daemon_delegate_duration_seconds",
+        "Time a delegate plugin ran, by plugin, command and result (success, error)",
+        LATENCY_BUCKETS,
+        ["plugin", "command", "result"],
+      ),
     );
     if (sources.kube) registerKubeMetrics(r, sources.kube);
     r.register(

@@ -7,8 +7,7 @@
 
 import { type CniPlugin, runSkel } from "../cni/skel.ts";
 import { log } from "../log/logger.ts";
-import type { OpenKubeAccess } from "../multus/kube/session.ts";
-import { multusPlugin } from "../multus/run/command.ts";
+import { type CommandDeps, multusPlugin } from "../multus/run/command.ts";
 
 /** One CNI request as the daemon received it (overlay applied). */
 export interface CniCall {
@@ -51,13 +50,14 @@ export class InProcessCniHandler implements CniHandler {
 
   /**
    * @param processEnv The daemon's environment (in-cluster API variables are read there).
-   * @param openKubeClient The daemon's API access (shared clients, caches, event queue).
+   * @param shared What the daemon's requests share: its API access (shared clients, caches,
+   *   event queue) and the way delegates run (timed for its metrics).
    */
   constructor(
     processEnv: Record<string, string | undefined>,
-    openKubeClient?: OpenKubeAccess,
+    shared: Pick<CommandDeps, "openKubeClient" | "exec"> = {},
   ) {
-    this.#plugin = multusPlugin({ log, configureLog: false, env: processEnv, openKubeClient });
+    this.#plugin = multusPlugin({ log, configureLog: false, env: processEnv, ...shared });
   }
 
   declines(_call: CniCall): string | undefined {

@@ -14,6 +14,7 @@ import { DaemonKube } from "./daemon_kube.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
 import { InProcessCniHandler } from "./handler.ts";
+import { timedExec } from "./timed_exec.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
@@ -129,7 +130,15 @@ export async function runDaemon(args: string[], version: string): Promise<number
   try {
     server = await DaemonServer.start({
       socketPath: config.socketPath,
-      handler: new InProcessCniHandler(Deno.env.toObject(), kube.access),
+      handler: new InProcessCniHandler(Deno.env.toObject(), {
+        openKubeClient: kube.access,
+        exec: timedExec((plugin, command, seconds, ok) =>
+          metrics.delegateDuration.observe(
+            { plugin, command, result: ok ? "success" : "error" },
+            seconds,
+          )
+        ),
+      }),
       overlay: config.overlay,
       limiter,
       queueWaitMs: config.queueTimeoutSeconds * 1000,

@@ -234,6 +234,12 @@ Deno.test("daemon, Kubernetes mode: a cached ADD asks the API server only for th
       1,
     );
 
+    for (const plugin of ["bridge", "macvlan"]) {
+      const series =
+        `multus_daemon_delegate_duration_seconds_count{plugin="${plugin}",command="ADD",result="success"}`;
+      assert.equal(metricValue(metrics, series), 1, series);
+    }
+
     const del = await shim(k, "DEL", pod);
     assert.equal(del.code, 0, del.stdout + del.stderr);
     assert.deepEqual(await linkNames(pod.ns), ["lo"]);
