@@ -10,7 +10,7 @@ import { applyOverlay, type ConfOverlay } from "../multus/config/conf_overlay.ts
 import { loadMultusNetConf, type MultusNetConf } from "../multus/config/netconf.ts";
 import type { KubeAccess } from "../multus/kube/session.ts";
 import { errorMessage } from "../util/errors.ts";
-import { DaemonKubeCaches } from "./kube_caches.ts";
+import { DaemonKubeCaches, type PodChangeListener } from "./kube_caches.ts";
 import { EventQueue } from "./event_queue.ts";
 import { ApiCallCounts, clientKey, KubeClientPool } from "./kube_clients.ts";
 
@@ -39,6 +39,7 @@ export class DaemonKube {
   readonly #ownConf: MultusNetConf | undefined;
   readonly #options: DaemonKubeOptions;
   #caches: DaemonKubeCaches | undefined;
+  readonly #podListeners = new Set<PodChangeListener>();
   #stopped = false;
 
   constructor(options: DaemonKubeOptions) {
@@ -52,6 +53,18 @@ export class DaemonKube {
   /** The watch caches, once the daemon's own client is open; undefined before or without. */
   get caches(): DaemonKubeCaches | undefined {
     return this.#caches;
+  }
+
+  /**
+   * Follows the node's pods: `listener` gets every change of the pod cache once the caches
+   * run (they start with the daemon's own client), as {@linkcode DaemonKubeCaches.onPodChange}
+   * gives them. May be called before they start. Returns the unsubscribe function.
+   */
+  onPodChange(listener: PodChangeListener): () => void {
+    this.#podListeners.add(listener);
+    return () => {
+      this.#podListeners.delete(listener);
+    };
   }
 
   /** True when the daemon has API access of its own (a kubeconfig or in-cluster). */
@@ -99,6 +112,15 @@ export class DaemonKube {
         nodeName: this.#options.nodeName,
         log: this.#options.log,
         backoff: this.#options.backoff,
+      });
+      this.#caches.onPodChange((change) => {
+        for (const listener of [...this.#podListeners]) {
+          try {
+            listener(change);
+          } catch (err) {
+            this.#options.log("warn", `a pod change listener failed on ${change.key}: ${err}`);
+          }
+        }
       });
       this.#caches.start();
     }
