@@ -9,6 +9,7 @@
 import { applyOverlay, type ConfOverlay } from "../multus/config/conf_overlay.ts";
 import { loadMultusNetConf, type MultusNetConf } from "../multus/config/netconf.ts";
 import type { KubeAccess } from "../multus/kube/session.ts";
+import type { ListWatchClient } from "../k8s/watch_cache.ts";
 import { errorMessage } from "../util/errors.ts";
 import { DaemonKubeCaches, type PodChangeListener } from "./kube_caches.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -103,12 +104,13 @@ export class DaemonKube {
   ): Promise<KubeAccess | undefined> => {
     const client = await this.#pool.client(conf, env);
     if (!client) return undefined;
+    const reopen = () => this.#pool.client(conf, env);
     if (clientKey(conf, env) !== this.#ownKey || this.#stopped) {
-      return { client, events: this.events };
+      return { client, events: this.events, reopen };
     }
     if (!this.#caches) {
       this.#caches = new DaemonKubeCaches({
-        client,
+        client: this.#currentOwnClient(conf, env),
         nodeName: this.#options.nodeName,
         log: this.#options.log,
         backoff: this.#options.backoff,
@@ -124,8 +126,29 @@ export class DaemonKube {
       });
       this.#caches.start();
     }
-    return { client, cache: this.#caches, events: this.events };
+    return { client, cache: this.#caches, events: this.events, reopen };
   };
+
+  /**
+   * The daemon's own client as the pool has it at each call: after a 401 the pool opens the
+   * kubeconfig again, and the caches' next list or watch uses the new client.
+   */
+  #currentOwnClient(
+    conf: MultusNetConf,
+    env: Record<string, string | undefined>,
+  ): ListWatchClient {
+    const current = async () => {
+      const client = await this.#pool.client(conf, env);
+      if (!client) throw new Error("the daemon's API access is gone");
+      return client;
+    };
+    return {
+      list: async (resource, options) => await (await current()).list(resource, options),
+      watch: async function* (resource, options) {
+        yield* (await current()).watch(resource, options);
+      },
+    } as ListWatchClient;
+  }
 
   /**
    * Stops the caches, gives the queued events `eventDeadlineMs` to be posted, and closes the

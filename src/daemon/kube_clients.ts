@@ -10,6 +10,7 @@
 
 import type { KubeCredentials } from "../k8s/kubeconfig.ts";
 import { KubeClient, type KubeClientOptions } from "../k8s/client.ts";
+import { K8sApiError } from "../k8s/errors.ts";
 import type { ApiResource, NetworkAttachmentDefinition, Pod } from "../k8s/types.ts";
 import type { WatchEvent } from "../k8s/types.ts";
 import type { MultusNetConf } from "../multus/config/netconf.ts";
@@ -34,13 +35,23 @@ export class ApiCallCounts {
   }
 }
 
-/** A {@linkcode KubeClient} whose calls are counted (a call: retries included). */
+/**
+ * A {@linkcode KubeClient} whose calls are counted (a call: retries included), and which
+ * says when the server rejected its credentials (401).
+ */
 export class CountedKubeClient extends KubeClient {
   readonly #counts: ApiCallCounts;
+  readonly #onUnauthorized: () => void;
 
-  constructor(credentials: KubeCredentials, options: KubeClientOptions, counts: ApiCallCounts) {
+  constructor(
+    credentials: KubeCredentials,
+    options: KubeClientOptions,
+    counts: ApiCallCounts,
+    onUnauthorized: () => void = () => {},
+  ) {
     super(credentials, options);
     this.#counts = counts;
+    this.#onUnauthorized = onUnauthorized;
   }
 
   override getPod(namespace: string, name: string): Promise<Pod> {
@@ -83,6 +94,7 @@ export class CountedKubeClient extends KubeClient {
       this.#counts.add("watch", resource.plural, true);
     } catch (err) {
       this.#counts.add("watch", resource.plural, false);
+      this.#noteFailure(err);
       throw err;
     }
   }
@@ -94,8 +106,13 @@ export class CountedKubeClient extends KubeClient {
       return value;
     } catch (err) {
       this.#counts.add(verb, resource, false);
+      this.#noteFailure(err);
       throw err;
     }
+  }
+
+  #noteFailure(err: unknown): void {
+    if (err instanceof K8sApiError && err.status === 401) this.#onUnauthorized();
   }
 }
 
@@ -105,10 +122,14 @@ export interface KubeClientPoolOptions {
   maxOthers?: number;
   /** Where the calls of every client are counted. */
   counts: ApiCallCounts;
-  /** How a client is made (default: as the thin plugin does, but counted). */
+  /**
+   * How a client is made (default: as the thin plugin does, but counted); it calls
+   * `onUnauthorized` when the server rejects its credentials.
+   */
   open?: (
     conf: MultusNetConf,
     env: Record<string, string | undefined>,
+    onUnauthorized: () => void,
   ) => Promise<KubeClient | undefined>;
 }
 
@@ -125,7 +146,9 @@ export function clientKey(
 /**
  * Shared clients by kubeconfig. The first client opened for `pinnedKey` is kept; others are
  * kept up to `maxOthers`, the least recently used closed (after a grace, as a request may
- * still be using it) when another is needed.
+ * still be using it) when another is needed. A client whose credentials the server rejected
+ * (401: a rotated token or certificate) is let go the same way: the next request opens the
+ * kubeconfig again and reads the credentials anew, as the thin plugin does at every start.
  */
 export class KubeClientPool {
   readonly #maxOthers: number;
@@ -142,7 +165,8 @@ export class KubeClientPool {
     this.#pinned = pinnedKey;
     this.#maxOthers = options.maxOthers ?? 4;
     this.#counts = options.counts;
-    this.#open = options.open ?? ((conf, env) => this.#openCounted(conf, env));
+    this.#open = options.open ??
+      ((conf, env, onUnauthorized) => this.#openCounted(conf, env, onUnauthorized));
   }
 
   /** Clients open now (the pinned one included). */
@@ -168,7 +192,9 @@ export class KubeClientPool {
       this.#clients.set(key, opening);
       return await opening;
     }
-    opening = this.#open(conf, env);
+    opening = this.#open(conf, env, () => {
+      if (this.#clients.get(key) === opening) this.#retire(key);
+    });
     this.#clients.set(key, opening);
     opening.catch(() => {
       if (this.#clients.get(key) === opening) this.#clients.delete(key);
@@ -192,28 +218,34 @@ export class KubeClientPool {
   #evict(): void {
     const others = [...this.#clients.keys()].filter((key) => key !== this.#pinned);
     for (const key of others.slice(0, Math.max(0, others.length - this.#maxOthers))) {
-      const opening = this.#clients.get(key)!;
-      this.#clients.delete(key);
-      // A request may still be using it: closed once any request would have given up.
-      const timer = setTimeout(() => {
-        this.#evicted.delete(opening);
-        closeWhenOpen(opening);
-      }, EVICTED_CLIENT_GRACE_MS);
-      Deno.unrefTimer(timer);
-      this.#evicted.set(opening, timer);
+      this.#retire(key);
     }
+  }
+
+  /** Forgets the client of `key`; closes it once any request using it would have given up. */
+  #retire(key: string): void {
+    const opening = this.#clients.get(key);
+    if (!opening) return;
+    this.#clients.delete(key);
+    const timer = setTimeout(() => {
+      this.#evicted.delete(opening);
+      closeWhenOpen(opening);
+    }, EVICTED_CLIENT_GRACE_MS);
+    Deno.unrefTimer(timer);
+    this.#evicted.set(opening, timer);
   }
 
   async #openCounted(
     conf: MultusNetConf,
     env: Record<string, string | undefined>,
+    onUnauthorized: () => void,
   ): Promise<KubeClient | undefined> {
     const counts = this.#counts;
     // The thin plugin's loading (files bounded in size and time), with a counted client.
     return await openKubeClient(
       conf,
       env,
-      (credentials, options) => new CountedKubeClient(credentials, options, counts),
+      (credentials, options) => new CountedKubeClient(credentials, options, counts, onUnauthorized),
     );
   }
 }

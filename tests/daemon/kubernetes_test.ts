@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { listFiles, TestNetns } from "../helpers/netns.ts";
 import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
-import type { RequestRecord } from "../k8s_api/server.ts";
+import type { KubeconfigAuth, RequestRecord } from "../k8s_api/server.ts";
 import {
   containerId,
   metricValue,
@@ -38,9 +38,9 @@ interface KubeNode {
   cleanup(): Promise<void>;
 }
 
-async function kubeNode(): Promise<KubeNode> {
+async function kubeNode(options: { auth?: KubeconfigAuth } = {}): Promise<KubeNode> {
   const subnet = subnetCounter++;
-  const f = await startK8sFixture({ clusterSubnet: `10.241.${subnet}` });
+  const f = await startK8sFixture({ clusterSubnet: `10.241.${subnet}`, auth: options.auth });
   await Deno.symlink(
     join(f.root.binDir, "multus"),
     join(f.root.binDir, "multus-shim"),
@@ -449,6 +449,36 @@ Deno.test("daemon, Kubernetes mode: where RBAC forbids patch, the status update 
     assert.deepEqual(after.spec?.containers, [{ name: "web", image: "nginx" }]);
     assert.equal(statusOf(k, name)!.length, 1);
     assert.equal((await shim(k, "DEL", pod)).code, 0);
+  } finally {
+    await k.cleanup();
+  }
+});
+
+Deno.test("daemon, Kubernetes mode: a rotated token is read again at the first 401, without a restart", async () => {
+  const k = await kubeNode({ auth: "tokenFile" });
+  try {
+    macvlanNad(k, "mv-a", 17);
+    const before = await addPod(k, `before-${uniqueSuffix()}`, { [NETWORKS]: "mv-a" });
+    await untilCached(k, { pods: 1, nads: 1 });
+    assert.equal((await shim(k, "ADD", before)).code, 0);
+
+    const tokenFile = [...Deno.readDirSync(k.f.api.dir)].find((e) => e.name.startsWith("token-"))!;
+    await Deno.writeTextFile(join(k.f.api.dir, tokenFile.name), `${k.f.api.rotateToken()}\n`);
+    const after = await addPod(k, `after-${uniqueSuffix()}`, { [NETWORKS]: "mv-a" });
+    await untilCached(k, { pods: 2, nads: 1 });
+    k.f.api.clearRequests();
+    const add = await shim(k, "ADD", after);
+    assert.equal(add.code, 0, add.stdout + add.stderr);
+    assert.deepEqual(await linkNames(after.ns), ["eth0", "lo", "net1"]);
+    const writes = k.f.api.requests().filter((r) => r.method === "PATCH")
+      .map((r) => `${r.status} ${r.auth}`);
+    assert.deepEqual(
+      writes,
+      ["401 invalid-token", "200 token"],
+      "refused once, then the new token",
+    );
+    assert.equal(statusOf(k, after.name)!.length, 2);
+    for (const pod of [before, after]) assert.equal((await shim(k, "DEL", pod)).code, 0);
   } finally {
     await k.cleanup();
   }

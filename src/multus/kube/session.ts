@@ -7,6 +7,7 @@
  */
 
 import { KubeClient, type KubeClientOptions, type PodEventOptions } from "../../k8s/client.ts";
+import { K8sApiError } from "../../k8s/errors.ts";
 import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
 import {
   inClusterCredentials,
@@ -41,6 +42,12 @@ export interface KubeAccess {
   cache?: KubeObjectCache;
   /** Where events go; absent: posted by the request itself. */
   events?: EventSink;
+  /**
+   * A client to use instead once the server rejected `client`'s credentials (401: a token
+   * or certificate rotated since a long-lived client read them); absent in the thin
+   * plugin, which reads them at every start.
+   */
+  reopen?: () => Promise<KubeClient | undefined>;
 }
 
 /** Opens the API access a configuration names; undefined without API access. */
@@ -101,7 +108,8 @@ export async function openKubeSession(
  * yet) costs one direct read, since the server may be ahead of the watch.
  */
 class RequestKubeSession implements KubeSession {
-  readonly client: KubeClient;
+  client: KubeClient;
+  readonly #reopen: KubeAccess["reopen"];
   readonly #cache: KubeObjectCache | undefined;
   readonly #events: EventSink | undefined;
   readonly #uid: string;
@@ -113,6 +121,7 @@ class RequestKubeSession implements KubeSession {
 
   constructor(access: KubeAccess, inv: Pick<Invocation, "pod" | "log">) {
     this.client = access.client;
+    this.#reopen = access.reopen;
     this.#cache = access.cache;
     this.#events = access.events;
     this.#uid = inv.pod?.uid ?? "";
@@ -126,7 +135,7 @@ class RequestKubeSession implements KubeSession {
       const cached = this.#cache?.nad(namespace, name);
       read = cached
         ? Promise.resolve(structuredClone(cached))
-        : this.client.getNetworkAttachmentDefinition(namespace, name);
+        : this.#call((c) => c.getNetworkAttachmentDefinition(namespace, name));
       this.#nads.set(key, read);
     }
     return read;
@@ -143,7 +152,7 @@ class RequestKubeSession implements KubeSession {
         this.#trimmed.add(copy);
         read = Promise.resolve(copy);
       } else {
-        read = this.client.getPod(namespace, name);
+        read = this.#call((c) => c.getPod(namespace, name));
         // Awaited later by the caller; a failure must not surface as an unhandled rejection
         // when ADD stops earlier for another reason.
         read.catch(() => {});
@@ -154,7 +163,25 @@ class RequestKubeSession implements KubeSession {
   }
 
   async setPodAnnotations(pod: Pod, annotations: Record<string, string | null>): Promise<void> {
-    await this.client.setPodAnnotations(pod, annotations, { partial: this.#trimmed.has(pod) });
+    const partial = this.#trimmed.has(pod);
+    await this.#call((c) => c.setPodAnnotations(pod, annotations, { partial }));
+  }
+
+  /**
+   * Makes a call; when the server rejects the credentials and the access can reopen the
+   * client (a daemon's, after a token rotation), once more with the new client.
+   */
+  async #call<T>(call: (client: KubeClient) => Promise<T>): Promise<T> {
+    const used = this.client;
+    try {
+      return await call(used);
+    } catch (err) {
+      if (!(err instanceof K8sApiError) || err.status !== 401 || !this.#reopen) throw err;
+      const fresh = this.client !== used ? this.client : await this.#reopen();
+      if (!fresh || fresh === used) throw err;
+      this.client = fresh;
+      return await call(fresh);
+    }
   }
 
   async postEvent(pod: Pod, event: PodEventOptions): Promise<void> {
