@@ -339,6 +339,24 @@ Deno.test("daemon, Kubernetes mode: a NAD changed or created just now is what th
       asked.join("\n"),
     );
     for (const pod of [first, second, third]) assert.equal((await shim(k, "DEL", pod)).code, 0);
+
+    // A NAD that exists nowhere: one GET, the thin plugin's error, the warning event.
+    const missing = await addPod(k, `missing-${uniqueSuffix()}`, { [NETWORKS]: "nope" });
+    await untilMetrics(k, (text) => metricValue(text, cached("pods")) === 4);
+    k.f.api.clearRequests();
+    const failed = await shim(k, "ADD", missing);
+    assert.notEqual(failed.code, 0);
+    assert.match(
+      JSON.parse(failed.stdout).msg,
+      /the NetworkAttachmentDefinition "nope" does not exist in namespace "default"/,
+    );
+    assert.deepEqual(pathRequests(k.f.api.requests()), [
+      "GET /apis/k8s.cni.cncf.io/v1/namespaces/default/network-attachment-definitions/nope",
+    ]);
+    assert.deepEqual(await linkNames(missing.ns), ["lo"], "nothing attached");
+    while (!k.f.api.events().some((e) => e.reason === "NoNetworkFound")) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
   } finally {
     await k.cleanup();
   }
