@@ -70,10 +70,26 @@ async function bundle(dir: string): Promise<string> {
   return launcher;
 }
 
-/** Runs the program with a CNI request; returns its wall time. */
-async function run(binary: string, env: Record<string, string>, stdin: string): Promise<number> {
+/**
+ * User + system CPU of a running process and of its children it waited for (the delegates),
+ * in milliseconds (clock ticks of 10 ms), as `time` counts a plugin run.
+ */
+async function processCpuMs(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").slice(11, 15);
+  return fields.reduce((sum, ticks) => sum + Number(ticks), 0) * 10;
+}
+
+/** Runs the program with a CNI request; returns its wall time and CPU (user + system). */
+async function run(
+  binary: string,
+  env: Record<string, string>,
+  stdin: string,
+): Promise<{ wallMs: number; cpuMs: number }> {
+  const timeFile = await Deno.makeTempFile();
   const started = performance.now();
-  const child = new Deno.Command(binary, {
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%U %S", "-o", timeFile, binary],
     env,
     stdin: "piped",
     stdout: "piped",
@@ -89,7 +105,10 @@ async function run(binary: string, env: Record<string, string>, stdin: string): 
       `${env.CNI_COMMAND} failed: ${decoder.decode(out.stdout)}${decoder.decode(out.stderr)}`,
     );
   }
-  return wallMs;
+  const [user, system] = (await Deno.readTextFile(timeFile)).trim().split("\n").pop()!.split(" ")
+    .map(Number);
+  await Deno.remove(timeFile);
+  return { wallMs, cpuMs: (user + system) * 1000 };
 }
 
 function median(values: number[]): number {
@@ -187,9 +206,11 @@ async function main(): Promise<void> {
         `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
     });
     const samples = new Map<string, number[]>();
+    const cpu = new Map<string, number[]>();
     const requests = new Map<string, number[]>();
-    const note = (name: string, wallMs: number, log: RequestRecord[]) => {
+    const note = (name: string, wallMs: number, cpuMs: number, log: RequestRecord[]) => {
       samples.set(name, [...(samples.get(name) ?? []), wallMs]);
+      cpu.set(name, [...(cpu.get(name) ?? []), cpuMs]);
       requests.set(name, [...(requests.get(name) ?? []), onPath(log).length]);
     };
 
@@ -197,8 +218,8 @@ async function main(): Promise<void> {
     for (let i = 0; i <= RUNS; i++) {
       const pod = newPod();
       api.clearRequests();
-      const wall = await run(ours, env("ADD", pod), thinText);
-      if (i > 0) note("ADD thin", wall, api.requests());
+      const { wallMs, cpuMs } = await run(ours, env("ADD", pod), thinText);
+      if (i > 0) note("ADD thin", wallMs, cpuMs, api.requests());
       await run(ours, env("DEL", pod), thinText);
     }
 
@@ -239,8 +260,12 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 10));
       }
       api.clearRequests();
-      const wall = await run(ours, env("ADD", pod), shimText);
-      if (i > 0) note("ADD shim + daemon (pod cached)", wall, api.requests());
+      const daemonCpu = await processCpuMs(daemon.pid);
+      const { wallMs, cpuMs } = await run(ours, env("ADD", pod), shimText);
+      // The daemon's CPU for this ADD (its events may still be posted after the answer).
+      await new Promise((r) => setTimeout(r, 50));
+      const total = cpuMs + await processCpuMs(daemon.pid) - daemonCpu;
+      if (i > 0) note("ADD shim + daemon (pod cached)", wallMs, total, api.requests());
       await run(ours, env("DEL", pod), shimText);
     }
     if (await exists(join(socketDir, "fallbacks.log"))) {
@@ -259,15 +284,23 @@ async function main(): Promise<void> {
       }`,
     );
     print();
-    print("| run | wall median (ms) | wall min (ms) | API requests on the ADD's path (median) |");
-    print("| --- | ---: | ---: | ---: |");
+    print(
+      "| run | wall median (ms) | wall min (ms) | CPU median (ms) | API requests on the ADD's path |",
+    );
+    print("| --- | ---: | ---: | ---: | ---: |");
     for (const [name, list] of samples) {
       print(
         `| ${name} | ${median(list).toFixed(1)} | ${Math.min(...list).toFixed(1)} | ${
-          median(requests.get(name)!)
-        } |`,
+          median(cpu.get(name)!).toFixed(0)
+        } | ${median(requests.get(name)!)} |`,
       );
     }
+    print();
+    print(
+      "CPU: user + system of the plugin process; for the daemon, the shim's plus what the " +
+        "daemon used during the ADD (and 50 ms after, its events). Wall times include the " +
+        "delegates (bridge, macvlan).",
+    );
     print();
     print(
       `Daemon: ${value(metrics, 'multus_daemon_events_total{result="sent"}')} events sent, ` +
