@@ -18,6 +18,7 @@ interface Resource {
 const BUILT_IN: Resource[] = [
   { group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true },
   { group: "", version: "v1", kind: "Pod", plural: "pods", namespaced: true },
+  { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true },
   { group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false },
   { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true },
   {

@@ -5,6 +5,8 @@
  * ServiceAccount and its RBAC, then the DaemonSet that runs as that ServiceAccount (kubectl
  * applies files in name order and documents in file order), and leaves the examples alone;
  * `kubectl apply -f deploy/examples/` then creates the example NADs before the pod using them.
+ * The daemon-mode command creates the same CRD and RBAC, then deploy/thick/ in name order: the
+ * daemon's extra RBAC, its ConfigMap, then its DaemonSet.
  */
 
 import assert from "node:assert/strict";
@@ -87,6 +89,43 @@ Deno.test("the fake API server serves NADs only once their CRD exists, as a clus
     assert.notEqual(early.code, 0);
     assert.match(early.stderr, /NetworkAttachmentDefinition/);
     assert.deepEqual(api.created, []);
+  } finally {
+    await api.close();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("the README's daemon-mode apply creates the CRD and RBAC, then the daemon's RBAC, ConfigMap and DaemonSet", async () => {
+  const readme = await Deno.readTextFile(join(REPO_ROOT, "README.md"));
+  const line = [...readme.matchAll(/^kubectl apply (.*deploy\/thick\/.*?)\s*(?:#.*)?$/gm)];
+  assert.equal(line.length, 1, "the README shows one daemon-mode apply");
+  const args = ["apply", ...line[0][1].split(/\s+/)];
+  assert.deepEqual(args, [
+    "apply",
+    "-f",
+    "deploy/00-crd.yaml",
+    "-f",
+    "deploy/10-rbac.yaml",
+    "-f",
+    "deploy/thick/",
+  ]);
+
+  const api = startFakeApiServer();
+  const cacheDir = await Deno.makeTempDir({ prefix: "multus-kubectl-" });
+  try {
+    const run = await kubectl(api, cacheDir, [...args, "-o", "name"]);
+    assert.equal(run.code, 0, run.stderr + api.rejected.join("\n"));
+    assert.deepEqual(api.created, [
+      "CustomResourceDefinition network-attachment-definitions.k8s.cni.cncf.io",
+      "ServiceAccount kube-system/multus",
+      "ClusterRole multus",
+      "ClusterRoleBinding multus",
+      "ClusterRole multus-daemon",
+      "ClusterRoleBinding multus-daemon",
+      "ConfigMap kube-system/multus-daemon-config",
+      "DaemonSet kube-system/kube-multus-ds",
+    ]);
+    assert.deepEqual(api.rejected, []);
   } finally {
     await api.close();
     await Deno.remove(cacheDir, { recursive: true });
