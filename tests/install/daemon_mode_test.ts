@@ -113,10 +113,15 @@ Deno.test("install --mode=daemon writes multus-shim, the shim config and thin.co
   }
 });
 
-Deno.test("install --mode=daemon with cniVersion 1.0.0 writes 00-multus.conflist and a flat thin.conf", async () => {
+Deno.test("install --mode=daemon with cniVersion 1.0.0 writes 00-multus.conflist and a flat thin.conf; host-only keys stay in thin.conf", async () => {
   const { root } = await daemonRoot("1.0.0");
   try {
-    const run = await runInstallOnce(root, ["--skip-config-watch", "--skip-multus-binary-copy"]);
+    const run = await runInstallOnce(root, [
+      "--skip-config-watch",
+      "--skip-multus-binary-copy",
+      "--readiness-indicator-file=/run/flannel/subnet.env",
+      "--namespace-isolation",
+    ]);
     assert.equal(run.code, 0, run.stderr);
     const list = await readJson(join(root.conf, "00-multus.conflist"));
     assert.equal(list.cniVersion, "1.0.0");
@@ -124,11 +129,15 @@ Deno.test("install --mode=daemon with cniVersion 1.0.0 writes 00-multus.conflist
     assert.equal(plugins.length, 1);
     assert.equal(plugins[0].type, "multus-shim");
     assert.equal(plugins[0].kubeconfig, undefined);
+    assert.equal(plugins[0].readinessindicatorfile, undefined);
+    assert.equal(plugins[0].namespaceIsolation, true);
     // The shim lays thin.conf's top-level keys over the request: never a list.
     const thin = await readJson(join(root.conf, "multus.d", "thin.conf"));
     assert.equal(thin.type, "multus");
     assert.equal(thin.plugins, undefined);
     assert.equal(thin.clusterNetwork, join(root.conf, "10-bridge.conf"));
+    assert.equal(thin.readinessindicatorfile, "/run/flannel/subnet.env");
+    assert.equal(thin.namespaceIsolation, true);
     assert.equal(await readOrUndefined(join(root.conf, "00-multus.conf")), undefined);
   } finally {
     await removeRoot(root);
