@@ -15,6 +15,7 @@ import {
   runInstallOnce,
   RunningInstall,
   tree,
+  waitFor,
   writeJson,
 } from "./_helpers.ts";
 import { runPlugin, SYSTEM_CNI_DIR, uniqueSuffix } from "../helpers/plugin_run.ts";
@@ -249,6 +250,67 @@ Deno.test("install --daemon-config-file installs the daemon configuration; clean
     // Exactly the primary is left; both binaries stay for the DEL of running pods.
     assert.deepEqual(await tree(root.conf), ["10-bridge.conf"]);
     assert.deepEqual(await tree(root.bin), ["multus", "multus-shim"]);
+  } finally {
+    await removeRoot(root);
+  }
+});
+
+Deno.test("install --mode=daemon keeps watching: the shim config follows the primary, and goes with it", async () => {
+  const { root } = await daemonRoot();
+  const child = new RunningInstall(root, ["--skip-multus-binary-copy"]);
+  try {
+    const shimPath = join(root.conf, "00-multus.conf");
+    const thinPath = join(root.conf, "multus.d", "thin.conf");
+    await child.waitForLog(/Wrote .*00-multus\.conf/);
+    const primary = join(root.conf, "10-bridge.conf");
+    const conf = await readJson(primary);
+
+    // A new capability reaches both files, thin.conf first.
+    await writeJson(primary, { ...conf, capabilities: { portMappings: true, bandwidth: true } });
+    await waitFor(
+      async () =>
+        (await readOrUndefined(shimPath) ?? "").includes('"bandwidth": true') &&
+        (await readOrUndefined(thinPath) ?? "").includes('"bandwidth": true'),
+      {
+        what: "bandwidth in both configs",
+        detail: () => child.stderr,
+      },
+    );
+    await child.waitForLog(/Updated .*thin\.conf:(.|\n)*Updated .*00-multus\.conf:/);
+
+    // The primary goes: the shim config goes (the node reports its network not ready).
+    await Deno.remove(primary);
+    await waitFor(async () => (await readOrUndefined(shimPath)) === undefined, {
+      what: "removal of the shim config",
+      detail: () => child.stderr,
+    });
+    await child.waitForLog(/is gone: removed .*00-multus\.conf/);
+
+    // It comes back: so does the shim config.
+    await writeJson(primary, conf);
+    await waitFor(async () => (await readOrUndefined(shimPath)) !== undefined, {
+      what: "the shim config again",
+      detail: () => child.stderr,
+    });
+    assert.equal((await readJson(shimPath)).type, "multus-shim");
+    const end = await child.stop("SIGTERM");
+    assert.equal(end.code, 0, end.stderr);
+  } finally {
+    await child.dispose();
+    await removeRoot(root);
+  }
+});
+
+Deno.test("a later run removes the shim config an earlier run wrote once the primary is gone", async () => {
+  const { root } = await daemonRoot();
+  try {
+    const first = await runInstallOnce(root, ["--skip-config-watch", "--skip-multus-binary-copy"]);
+    assert.equal(first.code, 0, first.stderr);
+    await Deno.remove(join(root.conf, "10-bridge.conf"));
+    const again = await runInstallOnce(root, ["--skip-config-watch", "--skip-multus-binary-copy"]);
+    assert.equal(again.code, 1, again.stderr);
+    assert.match(again.stderr, /No primary CNI config: removed .*00-multus\.conf/);
+    assert.equal(await readOrUndefined(join(root.conf, "00-multus.conf")), undefined);
   } finally {
     await removeRoot(root);
   }
