@@ -8,7 +8,6 @@
 
 import { join } from "../util/path.ts";
 import { errorMessage } from "../util/errors.ts";
-import { DaemonConfigError, parseDaemonConfig } from "../daemon/config.ts";
 import { installText } from "./_binary.ts";
 import { lineDiff } from "./_diff.ts";
 import { InstallError, type InstallRun, readText } from "./_run.ts";
@@ -29,6 +28,9 @@ export async function writeDaemonConfig(run: InstallRun): Promise<void> {
   if (text === undefined) {
     throw new InstallError(`--daemon-config-file ${source} cannot be read`);
   }
+  // Loaded only when asked: the daemon's config checker brings zod, which every installer
+  // start would pay for otherwise.
+  const { DaemonConfigError, parseDaemonConfig } = await import("../daemon/config.ts");
   let socketDir: string;
   try {
     socketDir = parseDaemonConfig(text, { file: source, nodeName: "" }).socketDir;
