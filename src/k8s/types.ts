@@ -293,6 +293,10 @@ function fieldPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const part of path) {
     const key = String(part);
+    if (typeof part === "number") {
+      out += `[${part}]`;
+      continue;
+    }
     out += /^[A-Za-z_][\w]*$/.test(key)
       ? `${out ? "." : ""}${key}`
       : `[${JSON.stringify(clip(key))}]`;
