@@ -331,3 +331,38 @@ Deno.test("assignDeviceIds() names the claims when a resource has too few device
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("podDraDevices() says what a missing claim means", async () => {
+  await assert.rejects(
+    podDraDevices(pod(claimStatuses("gone")), fixture(), request()),
+    (err) => {
+      assert.ok(err instanceof Error && "details" in err && "code" in err);
+      assert.match(
+        err.message,
+        /^Cannot attach network "nfv\/net-a" to pod "nfv\/app": cannot get resource claim "nfv\/gone"/,
+      );
+      assert.match(String(err.details), /status\.resourceClaimStatuses names "gone"/);
+      assert.equal(err.code, 999);
+      return true;
+    },
+  );
+});
+
+Deno.test("podDraDevices() names the pod field that is malformed", async () => {
+  await assert.rejects(
+    podDraDevices(
+      pod({ resourceClaimStatuses: [{ name: "a", resourceClaimName: 7 }] }),
+      fixture(),
+      request(),
+    ),
+    /the pod's status\.resourceClaimStatuses\[0\]\.resourceClaimName is not a name/,
+  );
+  await assert.rejects(
+    podDraDevices(
+      pod({ extendedResourceClaimStatus: { resourceClaimName: "x", requestMappings: [{}] } }),
+      fixture(),
+      request(),
+    ),
+    /status\.extendedResourceClaimStatus\.requestMappings\[0\]\.resourceName is not a non-empty string/,
+  );
+});
