@@ -15,6 +15,7 @@ const NODE = "node-1";
 const DRIVER = "sriovnetwork.example.com";
 const RESOURCE = "example.com/sriov_vf";
 const POD = TEST_POD.name; // the stand-in kubelet knows this pod
+const DEVICE_INFO = { type: "pci", version: "1.1.0", pci: { "pci-address": "0000:81:00.3" } };
 
 interface Fixture extends K8sFixture {
   record: string;
@@ -76,6 +77,7 @@ async function fixture(
   ]));
   api.setResourceSlice(slice(`${NODE}-gpu`, NODE, "gpu.example.com", [["gpu-0", {}]]));
   const conf = env.multusConf({
+    deviceInfoDir: join(root.dir, "devinfo"),
     podResourcesSocket: join(root.dir, "kubelet.sock"),
     deviceCheckpointFile: join(root.dir, "kubelet_internal_checkpoint"),
   });
@@ -179,6 +181,12 @@ async function assertNothingAttached(f: Fixture): Promise<void> {
 Deno.test("two networks on one DRA resource get the claim's devices in allocation order, from this node's slices", async () => {
   const f = await fixture({ networks: "dra-a,dra-b", status: claimStatus("app-vfs-x7k2p") });
   try {
+    const dp = join(f.root.dir, "devinfo", "dp");
+    await Deno.mkdir(dp, { recursive: true });
+    await Deno.writeTextFile(
+      join(dp, "example.com-sriov_vf-0000:81:00.3-device.json"),
+      JSON.stringify(DEVICE_INFO),
+    );
     // Allocation order, not name order: vf-1 first.
     f.api.setResourceClaim(
       claim("app-vfs-x7k2p", [["vfs", DRIVER, "vf-1"], ["vfs", DRIVER, "vf-0"]]),
@@ -199,15 +207,29 @@ Deno.test("two networks on one DRA resource get the claim's devices in allocatio
       "get /apis/resource.k8s.io/v1/namespaces/nfv/resourceclaims/app-vfs-x7k2p",
       `list /apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName=${NODE},spec.driver=${DRIVER}`,
     ]);
+    // The device-info of a DRA device is handled as a device plugin's: copied for the
+    // attachment and shown in network-status.
+    const status = JSON.parse(
+      f.api.getPod("nfv", POD)!.metadata.annotations!["k8s.v1.cni.cncf.io/network-status"],
+    );
+    assert.deepEqual(status.map((s: { name: string }) => s.name), [
+      "cluster-bridge",
+      "nfv/dra-a",
+      "nfv/dra-b",
+    ]);
+    assert.deepEqual(status[1]["device-info"], DEVICE_INFO);
+    assert.equal(status[2]["device-info"], undefined, "no device-info file for vf-0");
     const log = await Deno.readTextFile(f.root.logFile);
     assert.match(
       log,
       /network \\?"nfv\/dra-a\\?" gets device \\?"0000:81:00.3\\?" .*resource claim \\?"nfv\/app-vfs-x7k2p/,
     );
 
+    assert.equal((await listFiles(join(f.root.dir, "devinfo", "cni"))).length, 1);
     const del = await call(f, "DEL");
     assert.equal(del.code, 0, del.stdout);
     assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
+    assert.deepEqual(await listFiles(join(f.root.dir, "devinfo", "cni")), []);
     assert.deepEqual((await deviceIds(f, "DEL")).map((d) => (d as unknown[])[1]).sort(), [
       "0000:81:00.2",
       "0000:81:00.3",

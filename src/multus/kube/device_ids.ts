@@ -75,7 +75,11 @@ export async function assignDeviceIds(
     pool.set(resource, devices.map((d) => ({ id: d.id, from: `resource claim "${d.claim}"` })));
   }
   let kubelet: DeviceAllocation | undefined;
-  if (!dra || !covers(pool, wanted)) {
+  if (dra && covers(pool, wanted)) {
+    log.debug(
+      `the resource claims of ${podText} give every device network a device; the kubelet is not asked`,
+    );
+  } else {
     kubelet = await podDeviceAllocation(pod, options);
     for (const [resource, ids] of kubelet.devices) {
       let list = pool.get(resource);
