@@ -1,6 +1,6 @@
 /**
  * @module
- * Device IDs for networks backed by a device plugin resource (SR-IOV VFs, DPDK ports…): a
+ * Device IDs for networks backed by a device resource (SR-IOV VFs, DPDK ports…): a
  * NetworkAttachmentDefinition annotated `k8s.v1.cni.cncf.io/resourceName: <resource>` gets
  * one of the devices allocated to the pod for that resource: by the kubelet (device plugins)
  * or through the pod's DRA resource claims (devices published with the attributes
