@@ -242,6 +242,8 @@ Deno.test("RBAC grants exactly the least privilege the plugin needs", () => {
     "k8s.cni.cncf.io/network-attachment-definitions:get",
     "k8s.cni.cncf.io/network-attachment-definitions:list",
     "k8s.cni.cncf.io/network-attachment-definitions:watch",
+    "resource.k8s.io/resourceclaims:get",
+    "resource.k8s.io/resourceslices:list",
   ]);
   assert.ok(role.rules.every((r: Obj) => !r.resourceNames && !r.nonResourceURLs));
 
