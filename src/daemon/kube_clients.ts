@@ -69,6 +69,10 @@ export class CountedKubeClient extends KubeClient {
     );
   }
 
+  override getResourceClaim(...args: Parameters<KubeClient["getResourceClaim"]>) {
+    return this.#count("get", "resourceclaims", super.getResourceClaim(...args));
+  }
+
   override setPodAnnotations(
     pod: Pod,
     annotations: Record<string, string | null>,
