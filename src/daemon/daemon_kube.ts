@@ -68,11 +68,6 @@ export class DaemonKube {
     };
   }
 
-  /** True when the daemon has API access of its own (a kubeconfig or in-cluster). */
-  get configured(): boolean {
-    return this.#ownKey !== undefined;
-  }
-
   /**
    * Opens the daemon's own client and starts the caches. A kubeconfig that cannot be read
    * yet is said; the next request that needs it tries again (and starts the caches then).
