@@ -254,6 +254,7 @@ async function main(): Promise<void> {
       Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1] ?? 0);
     const cachedPods = async () =>
       value(await scrape(), 'multus_daemon_cache_objects{resource="pods"}');
+    let lastLog: RequestRecord[] = [];
     for (let i = 0; i <= RUNS; i++) {
       const pod = newPod();
       while (await cachedPods() < podNumber - RUNS - 1) {
@@ -266,6 +267,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 50));
       const total = cpuMs + await processCpuMs(daemon.pid) - daemonCpu;
       if (i > 0) note("ADD shim + daemon (pod cached)", wallMs, total, api.requests());
+      if (i === RUNS) lastLog = api.requests();
       await run(ours, env("DEL", pod), shimText);
     }
     if (await exists(join(socketDir, "fallbacks.log"))) {
@@ -301,6 +303,12 @@ async function main(): Promise<void> {
         "daemon used during the ADD (and 50 ms after, its events). Wall times include the " +
         "delegates (bridge, macvlan).",
     );
+    print();
+    print("The API server's log from the start of the last cached ADD to its end (and 50 ms):");
+    print();
+    for (const r of lastLog) {
+      print(`    ${r.method} ${r.path} → ${r.status} (HTTP/${r.httpVersion}, ${r.verb ?? "-"})`);
+    }
     print();
     print(
       `Daemon: ${value(metrics, 'multus_daemon_events_total{result="sent"}')} events sent, ` +
