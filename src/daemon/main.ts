@@ -17,11 +17,13 @@ import {
   loadDaemonConfig,
   parseDaemonArgs,
 } from "./config.ts";
+import { DaemonKube } from "./daemon_kube.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
 import { daemonDelegateExec } from "./delegate_exec.ts";
 import { InProcessCniHandler } from "./handler.ts";
 import { stopLeftDelegates } from "./running_delegates.ts";
+import { timedExec } from "./timed_exec.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
@@ -29,6 +31,9 @@ import { prepareSocketDir, prepareSocketPath, SocketError } from "./socket.ts";
 import { type StartLock, takeStartLock } from "./start_lock.ts";
 
 const encoder = new TextEncoder();
+
+/** How long queued pod events may take to be posted at shutdown. */
+const EVENT_FLUSH_MS = 2000;
 
 /** A line of the daemon's own, whatever the level (start, stop, problems). */
 function say(level: "error" | "verbose", message: string): void {
@@ -103,7 +108,14 @@ export async function runDaemon(args: string[], version: string): Promise<number
   const fallbacks = new FallbackRecord(
     `${config.socketDir.replace(/\/+$/, "")}/${FALLBACK_RECORD_NAME}`,
   );
-  const metrics = new DaemonMetrics({ limiter, fallbacks });
+  const kube = new DaemonKube({
+    overlay: config.overlay,
+    nodeName: config.nodeName,
+    env: Deno.env.toObject(),
+    log: (level, message) =>
+      level === "warn" ? log.warn(`daemon: ${message}`) : log.debug(`daemon: ${message}`),
+  });
+  const metrics = new DaemonMetrics({ limiter, fallbacks, kube });
   const away = fallbacks.read().reduce((n, c) => n + c.count, 0);
   if (away > 0) {
     say(
@@ -133,7 +145,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
     );
   }
   try {
-    return await serveLocked(config, limiter, metrics, delegateExec);
+    return await serveLocked(config, { limiter, metrics, kube, delegateExec });
   } finally {
     lock.release();
   }
@@ -142,9 +154,12 @@ export async function runDaemon(args: string[], version: string): Promise<number
 /** The daemon's life once it holds the socket directory's lock. */
 async function serveLocked(
   config: DaemonConfig,
-  limiter: RequestLimiter,
-  metrics: DaemonMetrics,
-  delegateExec: Exec,
+  { limiter, metrics, kube, delegateExec }: {
+    limiter: RequestLimiter;
+    metrics: DaemonMetrics;
+    kube: DaemonKube;
+    delegateExec: Exec;
+  },
 ): Promise<number> {
   try {
     await prepareSocketPath(config.socketPath);
@@ -170,11 +185,22 @@ async function serveLocked(
     }
   }
 
+  await kube.start();
   let server: DaemonServer;
   try {
     server = await DaemonServer.start({
       socketPath: config.socketPath,
-      handler: new InProcessCniHandler(Deno.env.toObject(), delegateExec),
+      handler: new InProcessCniHandler(Deno.env.toObject(), {
+        openKubeClient: kube.access,
+        exec: timedExec(
+          (plugin, command, seconds, ok) =>
+            metrics.delegateDuration.observe(
+              { plugin, command, result: ok ? "success" : "error" },
+              seconds,
+            ),
+          delegateExec,
+        ),
+      }),
       overlay: config.overlay,
       limiter,
       queueWaitMs: config.queueTimeoutSeconds * 1000,
@@ -186,6 +212,7 @@ async function serveLocked(
       ? err.message
       : `Cannot serve ${config.socketPath}: ${errorMessage(err)}`;
     say("error", `daemon: ${message}`);
+    await kube.stop(0);
     await metricsServer?.close();
     return 1;
   }
@@ -201,6 +228,8 @@ async function serveLocked(
   const signal = await stopSignal();
   say("verbose", `daemon: ${signal}: draining (readyz 500, new requests to the shims)`);
   const unfinished = await server.shutdown(config.shutdownGraceSeconds * 1000);
+  const unsent = await kube.stop(EVENT_FLUSH_MS);
+  if (unsent > 0) say("error", `daemon: ${unsent} pod event(s) not posted at shutdown`);
   await metricsServer?.close();
   if (unfinished > 0) {
     say(
