@@ -6,7 +6,7 @@
 import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniRequest } from "./request.ts";
-import { log as rootLog, type Logger } from "../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 import { errorMessage } from "../util/errors.ts";
 
 /** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
@@ -30,8 +30,8 @@ export interface Exec {
 
 /** Options of {@linkcode execPlugin}. */
 export interface ExecOptions {
-  /** Where the plugin's stderr and retries are logged (default: the root logger). */
-  log?: Logger;
+  /** Where the plugin's stderr and retries are logged: the request's logger. */
+  log: Logger;
   /** Kill the plugin (SIGKILL) after this many milliseconds. */
   timeoutMs: number;
   /**
@@ -110,12 +110,12 @@ export async function execPlugin(
   options: ExecOptions,
 ): Promise<unknown> {
   const type = basename(pluginPath);
-  const child = await spawnWithRetry(pluginPath, env, options.log ?? rootLog);
+  const child = await spawnWithRetry(pluginPath, env, options.log);
   const run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
   const stdout = new TextDecoder().decode(run.stdout);
   const stderr = new TextDecoder().decode(run.stderr);
 
-  const log = options.log ?? rootLog;
+  const log = options.log;
   if (stderr.trim() !== "" && log.enabled("debug")) {
     log.debug(`plugin "${type}" (${env.command}) stderr: ${stderr.trimEnd()}`);
   }
