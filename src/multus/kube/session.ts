@@ -10,12 +10,17 @@ import { KubeClient } from "../../k8s/client.ts";
 import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
 import { inClusterCredentials, loadKubeconfig } from "../../k8s/kubeconfig.ts";
 import type { Invocation, KubeSession } from "../config/invocation.ts";
+import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "../config/netconf.ts";
 
-/** Opens the API client a configuration names; undefined without API access. */
+/**
+ * Opens the API client a configuration names; undefined without API access. `log` is the
+ * request's logger (a client shared by requests may keep its own).
+ */
 export type OpenKubeClient = (
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
+  log?: Logger,
 ) => Promise<KubeClient | undefined>;
 
 /**
@@ -25,6 +30,7 @@ export type OpenKubeClient = (
 export async function openKubeClient(
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
+  log?: Logger,
 ): Promise<KubeClient | undefined> {
   const total = conf.apiTimeoutSeconds * 1000;
   const requestTimeoutMs = Math.min(10_000, total);
@@ -35,15 +41,15 @@ export async function openKubeClient(
   else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
     credentials = await inClusterCredentials(env, undefined, options);
   } else return undefined;
-  return new KubeClient(credentials, { totalTimeoutMs: total, requestTimeoutMs });
+  return new KubeClient(credentials, { totalTimeoutMs: total, requestTimeoutMs, log });
 }
 
 /** Opens the session of one request, or undefined when there is no API access. */
 export async function openKubeSession(
-  inv: Pick<Invocation, "conf" | "env">,
+  inv: Pick<Invocation, "conf" | "env" | "log">,
   open: OpenKubeClient = openKubeClient,
 ): Promise<KubeSession | undefined> {
-  const client = await open(inv.conf, inv.env);
+  const client = await open(inv.conf, inv.env, inv.log);
   return client ? new RequestKubeSession(client) : undefined;
 }
 
