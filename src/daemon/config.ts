@@ -38,7 +38,7 @@ export interface DaemonConfig {
     level?: LogLevel;
     file: string;
     toStderr: boolean;
-    rotation: { maxSize?: number; maxBackups?: number; maxAge?: number };
+    rotation: { maxSize?: number; maxBackups?: number; maxAge?: number; compress?: boolean };
   };
   /** `metricsPort`: serve `/metrics` there (off when undefined). */
   metricsPort?: number;
@@ -330,7 +330,7 @@ function checkNetconfKeys(overlay: ConfOverlay, file: string): {
   logFile: string;
   logToStderr: boolean;
   logToStderrSet: boolean;
-  logOptions: { maxSize?: number; maxBackups?: number; maxAge?: number };
+  logOptions: { maxSize?: number; maxBackups?: number; maxAge?: number; compress?: boolean };
   warnings: string[];
 } {
   const probe = setTopLevelKeys(
@@ -349,6 +349,7 @@ function checkNetconfKeys(overlay: ConfOverlay, file: string): {
         maxSize: conf.logOptions.maxSize,
         maxBackups: conf.logOptions.maxBackups,
         maxAge: conf.logOptions.maxAge,
+        compress: conf.logOptions.compress,
       },
       warnings: conf.warnings.map((w) => `${w} (${file})`),
     };
