@@ -6,17 +6,17 @@
  * an error names the file and the key.
  */
 
-import { errorMessage } from "../util/errors.ts";
+import { errorMessage } from "../../util/errors.ts";
 import * as z from "zod/mini";
-import { ConfigError } from "../cni/errors.ts";
-import { type ConfOverlay, overlayFrom } from "../multus/config/conf_overlay.ts";
-import { loadMultusNetConf, NETCONF_KEYS } from "../multus/config/netconf.ts";
-import { setTopLevelKeys, stripJsonc } from "../cni/raw_json.ts";
-import { isSupportedVersion } from "../cni/version.ts";
-import { type LogLevel, parseLogLevel } from "../log/logger.ts";
-import { parseLongOptions } from "../util/cli_args.ts";
-import { resolve } from "../util/path.ts";
-import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "../multus/config/thick.ts";
+import { ConfigError } from "../../cni/errors.ts";
+import { type ConfOverlay, overlayFrom } from "./conf_overlay.ts";
+import { loadMultusNetConf, NETCONF_KEYS } from "./netconf.ts";
+import { setTopLevelKeys, stripJsonc } from "../../cni/raw_json.ts";
+import { isSupportedVersion } from "../../cni/version.ts";
+import { type LogLevel, parseLogLevel } from "../../log/logger.ts";
+import { parseLongOptions } from "../../util/cli_args.ts";
+import { resolve } from "../../util/path.ts";
+import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "./thick.ts";
 
 /** Multus's default `-config`. */
 export const DEFAULT_CONFIG_FILE = "/etc/cni/net.d/multus.d/daemon-config.json";
