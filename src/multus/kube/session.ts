@@ -40,10 +40,15 @@ export async function openKubeClient(
 
 /** Opens the session of one request, or undefined when there is no API access. */
 export async function openKubeSession(
-  inv: Pick<Invocation, "conf" | "env">,
+  inv: Pick<Invocation, "conf" | "env"> & Partial<Pick<Invocation, "log">>,
   open: OpenKubeClient = openKubeClient,
 ): Promise<KubeSession | undefined> {
   const client = await open(inv.conf, inv.env);
+  inv.log?.debug(
+    `API client ${client ? `for ${client.server} ` : ""}ready ${
+      Math.round(performance.now())
+    } ms after start`,
+  );
   return client ? new RequestKubeSession(client) : undefined;
 }
 

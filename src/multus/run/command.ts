@@ -134,6 +134,7 @@ async function openSession(
   open: OpenKubeClient | undefined,
 ): Promise<KubeSession | undefined> {
   const { openKubeSession } = await import("../kube/session.ts");
+  inv.log.debug(`Kubernetes modules loaded ${Math.round(performance.now())} ms after start`);
   return await openKubeSession(inv, open);
 }
 
