@@ -12,6 +12,7 @@
 
 import { ErrorCode } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
+import { startTimer } from "../util/timer.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
 import {
@@ -669,7 +670,7 @@ export class KubeClient {
       headers["Content-Type"] = call.contentType ?? "application/json";
     }
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const timer = startTimer(timeoutMs, () => controller.abort());
     const onAbort = () => controller.abort();
     call.signal?.addEventListener("abort", onAbort, { once: true });
     if (call.signal?.aborted) controller.abort(); // while the transport was being made
@@ -692,7 +693,7 @@ export class KubeClient {
       log.debug(`API ${call.method} ${call.path}: ${failure.what}`);
       return failure;
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
       call.signal?.removeEventListener("abort", onAbort);
     }
     log.debug(
