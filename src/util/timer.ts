@@ -5,7 +5,8 @@
  * while `AbortSignal.timeout` uses the runtime's own timers. For the timeouts on the thin
  * plugin's path (credential files, API requests, delegates, the wait for events). A timer
  * keeps the event loop alive while it is armed, and no longer once cancelled, like a
- * cleared `setTimeout`.
+ * cleared `setTimeout`; but a cancelled timer's small record (its signal) stays in the runtime
+ * until its time would have passed, so a long-running process should not start many long ones.
  */
 
 /** Longest delay a timer holds (2^31-1 ms, 24.8 days); a longer one waits this long. */
