@@ -46,8 +46,10 @@ function check(value: unknown, type: JsonType, path: (string | number)[], out: J
     case "unknown":
       return;
     case "string":
+      if (typeof value !== "string") wrong();
+      return;
     case "boolean":
-      if (typeof value !== type.kind) wrong();
+      if (typeof value !== "boolean") wrong();
       return;
     case "number":
       if (typeof value !== "number" || !Number.isFinite(value)) wrong();
