@@ -17,6 +17,7 @@ import {
 import { errorMessage } from "../../util/errors.ts";
 import type { Invocation, KubeSession } from "../config/invocation.ts";
 import type { MultusNetConf } from "../config/netconf.ts";
+import type { DraObjects } from "./dra_objects.ts";
 
 /**
  * Objects a daemon's watch caches hold, for its requests to read before asking the server.
@@ -42,6 +43,8 @@ export interface KubeAccess {
   cache?: KubeObjectCache;
   /** Where events go; absent: posted by the request itself. */
   events?: EventSink;
+  /** Where DRA objects are read (a daemon's caches); absent: with `client`, per request. */
+  dra?: DraObjects;
   /**
    * A client to use instead once the server rejected `client`'s credentials (401: a token
    * or certificate rotated since a long-lived client read them); absent in the thin
@@ -109,6 +112,7 @@ export async function openKubeSession(
  */
 class RequestKubeSession implements KubeSession {
   client: KubeClient;
+  readonly dra: DraObjects | undefined;
   readonly #reopen: KubeAccess["reopen"];
   readonly #cache: KubeObjectCache | undefined;
   readonly #events: EventSink | undefined;
@@ -121,6 +125,7 @@ class RequestKubeSession implements KubeSession {
 
   constructor(access: KubeAccess, inv: Pick<Invocation, "pod" | "log">) {
     this.client = access.client;
+    this.dra = access.dra;
     this.#reopen = access.reopen;
     this.#cache = access.cache;
     this.#events = access.events;
