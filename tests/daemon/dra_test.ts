@@ -362,7 +362,9 @@ Deno.test("daemon, DRA: where the slices cannot be watched (403), each ADD lists
     assert.deepEqual(await deviceIds(d, a), [["net1", "0000:81:00.3"], ["net2", "0000:81:00.2"]]);
     const rule =
       'add the ClusterRole rule {apiGroups: ["resource.k8s.io"], resources: ["resourceslices"], verbs: ["list", "watch"]}';
+    const giveUpAt = Date.now() + 60_000;
     while (!(await Deno.readTextFile(d.f.root.logFile)).includes(rule)) {
+      if (Date.now() > giveUpAt) throw new Error("the daemon never said which rule to add");
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
 
