@@ -6,8 +6,9 @@
 import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniRequest } from "./request.ts";
-import { log as rootLog, type Logger } from "../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 import { errorMessage } from "../util/errors.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 
 /** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
 export type PluginEnv = CniRequest;
@@ -30,8 +31,8 @@ export interface Exec {
 
 /** Options of {@linkcode execPlugin}. */
 export interface ExecOptions {
-  /** Where the plugin's stderr and retries are logged (default: the root logger). */
-  log?: Logger;
+  /** Where the plugin's stderr and retries are logged: the request's logger. */
+  log: Logger;
   /** Kill the plugin (SIGKILL) after this many milliseconds. */
   timeoutMs: number;
   /**
@@ -39,6 +40,30 @@ export interface ExecOptions {
    * stdout, as libcni does for DEL, CHECK, STATUS and GC.
    */
   parseOutput?: boolean;
+}
+
+/**
+ * How plugin processes are started, beyond libcni's default (this process's environment plus
+ * the CNI variables, the plugin run directly). See {@linkcode processExecWith}.
+ */
+export interface PluginLaunch {
+  /**
+   * Program and arguments the plugin runs under, its path appended (e.g.
+   * `["/usr/sbin/chroot", "/host"]`); stdin, stdout and stderr reach the plugin unchanged.
+   */
+  wrapper?: string[];
+  /** The environment under the CNI variables (default: this process's own, as libcni). */
+  baseEnv?: Record<string, string>;
+  /**
+   * The root directory the plugin sees (a chroot): plugin directories are looked up under it
+   * and the returned path is the plugin's path as seen from inside.
+   */
+  root?: string;
+  /**
+   * Told of each plugin process once started (its pid, which is also its process group, and the
+   * request's variables); the function it returns is called once the process has ended.
+   */
+  track?: (pid: number, env: PluginEnv) => () => void;
 }
 
 /** Most bytes read from a plugin's stdout or stderr; more is an error. */
@@ -66,7 +91,7 @@ export const OUTPUT_GRACE_MS = 1000;
  * names, names with `/` and `.`/`..` before looking (DelegateError, code 7); a missing plugin
  * is a DelegateError naming the directories searched.
  */
-export async function findPlugin(type: string, dirs: string[]): Promise<string> {
+export async function findPlugin(type: string, dirs: string[], root?: string): Promise<string> {
   if (
     type === "" || type === "." || type === ".." || type.includes("/") || type.includes("\\") ||
     type.includes("\0")
@@ -82,8 +107,8 @@ export async function findPlugin(type: string, dirs: string[]): Promise<string> 
     if (dir === "") continue;
     const candidate = join(dir, type);
     try {
-      // Deno.stat follows symlinks, as Go's os.Stat does in libcni's FindInPath.
-      const info = await Deno.stat(candidate);
+      // Symlinks are followed, as Go's os.Stat does in libcni's FindInPath.
+      const info = root ? await statUnder(root, candidate) : await Deno.stat(candidate);
       if (info.isFile) return candidate;
     } catch {
       // missing or unreadable: try the next directory
@@ -97,25 +122,69 @@ export async function findPlugin(type: string, dirs: string[]): Promise<string> 
 }
 
 /**
+ * Stats `path` as a process whose root directory is `root` sees it: symlinks are followed,
+ * an absolute target starting again at `root`, `..` never leaving it.
+ */
+async function statUnder(root: string, path: string): Promise<Deno.FileInfo> {
+  const base = root.replace(/\/+$/, "");
+  let rest = path.split("/").filter((p) => p !== "" && p !== ".");
+  let resolved: string[] = [];
+  for (let links = 0; rest.length > 0;) {
+    const part = rest.shift()!;
+    if (part === "..") {
+      resolved.pop();
+      continue;
+    }
+    const here = `${base}/${[...resolved, part].join("/")}`;
+    const info = await Deno.lstat(here);
+    if (!info.isSymlink) {
+      resolved.push(part);
+      continue;
+    }
+    if (++links > 40) throw new Error(`too many levels of symbolic links in ${path}`);
+    const target = await Deno.readLink(here);
+    if (target.startsWith("/")) resolved = [];
+    rest = [...target.split("/").filter((p) => p !== "" && p !== "."), ...rest];
+  }
+  return await Deno.stat(`${base}/${resolved.join("/")}`);
+}
+
+/**
  * Runs a plugin with the process environment plus the CNI variables, `stdin` as its input,
  * a timeout, and its stderr captured (and forwarded to ours). Returns the parsed JSON stdout
  * (undefined when stdout is empty). A non-zero exit becomes a DelegateError carrying the
  * plugin's CNI error code and message, or its stderr when it printed no error JSON.
  * "text file busy" is retried as libcni does.
  */
-export async function execPlugin(
+export function execPlugin(
   pluginPath: string,
   stdin: string,
   env: PluginEnv,
   options: ExecOptions,
 ): Promise<unknown> {
+  return runPlugin(pluginPath, stdin, env, options, {});
+}
+
+async function runPlugin(
+  pluginPath: string,
+  stdin: string,
+  env: PluginEnv,
+  options: ExecOptions,
+  launch: PluginLaunch,
+): Promise<unknown> {
   const type = basename(pluginPath);
-  const child = await spawnWithRetry(pluginPath, env, options.log ?? rootLog);
-  const run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
+  const child = await spawnWithRetry(pluginPath, env, options.log, launch);
+  const untrack = launch.track?.(child.pid, env);
+  let run: CollectedRun;
+  try {
+    run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
+  } finally {
+    untrack?.();
+  }
   const stdout = new TextDecoder().decode(run.stdout);
   const stderr = new TextDecoder().decode(run.stderr);
 
-  const log = options.log ?? rootLog;
+  const log = options.log;
   if (stderr.trim() !== "" && log.enabled("debug")) {
     log.debug(`plugin "${type}" (${env.command}) stderr: ${stderr.trimEnd()}`);
   }
@@ -201,10 +270,14 @@ async function spawnWithRetry(
   pluginPath: string,
   env: PluginEnv,
   log: Logger,
+  launch: PluginLaunch,
 ): Promise<Deno.ChildProcess> {
   const type = basename(pluginPath);
-  const command = new Deno.Command(pluginPath, {
-    env: cniEnvironment(env),
+  const [program, ...args] = [...(launch.wrapper ?? []), pluginPath];
+  const command = new Deno.Command(program, {
+    args,
+    env: launch.baseEnv ? { ...launch.baseEnv, ...cniEnvironment(env) } : cniEnvironment(env),
+    clearEnv: launch.baseEnv !== undefined,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -268,11 +341,11 @@ async function collect(
     // A grandchild that left the group could keep the pipes open: stop reading them.
     for (const reader of readers) reader.cancel().catch(() => {});
   };
-  // setTimeout holds at most 2^31-1 ms (24.8 days); a longer configured timeout would fire at once.
-  const timer = setTimeout(() => {
+  // A timer holds at most 2^31-1 ms (24.8 days): a longer configured timeout waits that long.
+  const timer = startTimer(timeoutMs, () => {
     timedOut = true;
     stop();
-  }, Math.min(timeoutMs, 2 ** 31 - 1));
+  });
 
   const writing = (async () => {
     try {
@@ -314,11 +387,11 @@ async function collect(
   };
 
   const reads = [readAll(0), readAll(1)] as const;
-  let grace: ReturnType<typeof setTimeout> | undefined;
+  let grace: Timer | undefined;
   try {
     const status = await child.status;
     const graceOver = new Promise<void>((resolve) => {
-      grace = setTimeout(resolve, OUTPUT_GRACE_MS);
+      grace = startTimer(OUTPUT_GRACE_MS, resolve);
     });
     await Promise.race([Promise.all([...reads, writing]), graceOver]);
     const heldOpen = timedOut || overflow ? [] : STREAM_NAMES.filter((_, i) => !ended[i]);
@@ -329,8 +402,8 @@ async function collect(
     const [stdout, stderr] = await Promise.all(reads);
     return { stdout, stderr, status, timedOut, overflow, heldOpen };
   } finally {
-    clearTimeout(timer);
-    clearTimeout(grace);
+    timer.cancel();
+    grace?.cancel();
   }
 }
 
@@ -401,3 +474,15 @@ function truncate(text: string): string {
 
 /** The {@linkcode Exec} that runs plugins as child processes. */
 export const processExec: Exec = { findPlugin, execPlugin };
+
+/**
+ * An {@linkcode Exec} that runs plugins as child processes started as `launch` says (under a
+ * wrapper such as chroot, with an environment of its own).
+ */
+export function processExecWith(launch: PluginLaunch): Exec {
+  return {
+    findPlugin: (type, dirs) => findPlugin(type, dirs, launch.root),
+    execPlugin: (pluginPath, stdin, env, options) =>
+      runPlugin(pluginPath, stdin, env, options, launch),
+  };
+}

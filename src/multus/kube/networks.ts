@@ -20,6 +20,7 @@ import { findConfigByName, loadConfigFromPath } from "../config/conf_dir.ts";
 import type { Delegate } from "../plan/delegate.ts";
 import { type Invocation, type KubeSession, podLabel } from "../config/invocation.ts";
 import { errorMessage, explain } from "../../util/errors.ts";
+import { startTimer, type Timer } from "../../util/timer.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
@@ -306,7 +307,7 @@ async function nadConfig(
 ): Promise<NetworkConfig> {
   const text = nad.spec?.config ?? "";
   if (text.trim() === "") {
-    const found = await findConfigByName(inv.conf.confDir, nad.metadata.name);
+    const found = await findConfigByName(inv.conf.confDir, nad.metadata.name, inv.log);
     if (!found) {
       throw new ConfigError(
         "spec.config",
@@ -397,7 +398,7 @@ async function resolveNamedNetwork(
       if (!(err instanceof K8sApiError)) throw err;
     }
   }
-  const config = await findConfigByName(conf.confDir, value);
+  const config = await findConfigByName(conf.confDir, value, inv.log);
   if (!config) {
     throw new ConfigError(
       key,
@@ -457,13 +458,13 @@ async function mapConcurrently<T, R>(
 }
 
 async function withCap(work: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: Timer | undefined;
   const cap = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
+    timer = startTimer(ms, resolve);
   });
   try {
     await Promise.race([work.catch(() => {}), cap]);
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }

@@ -16,6 +16,7 @@ import {
 } from "../../k8s/kubeconfig.ts";
 import { errorMessage } from "../../util/errors.ts";
 import type { Invocation, KubeSession } from "../config/invocation.ts";
+import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "../config/netconf.ts";
 import type { DraObjects } from "./dra_objects.ts";
 
@@ -53,10 +54,14 @@ export interface KubeAccess {
   reopen?: () => Promise<KubeClient | undefined>;
 }
 
-/** Opens the API access a configuration names; undefined without API access. */
+/**
+ * Opens the API access a configuration names; undefined without API access. `log` is the
+ * request's logger (a client shared by requests keeps its own).
+ */
 export type OpenKubeAccess = (
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
+  log?: Logger,
 ) => Promise<KubeAccess | undefined>;
 
 /** Makes the client once the credentials are loaded (a daemon's counts its calls). */
@@ -73,6 +78,7 @@ export async function openKubeClient(
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
   make: MakeKubeClient = (credentials, options) => new KubeClient(credentials, options),
+  log?: Logger,
 ): Promise<KubeClient | undefined> {
   const total = conf.apiTimeoutSeconds * 1000;
   const requestTimeoutMs = Math.min(10_000, total);
@@ -83,15 +89,16 @@ export async function openKubeClient(
   else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
     credentials = await inClusterCredentials(env, undefined, options);
   } else return undefined;
-  return make(credentials, { totalTimeoutMs: total, requestTimeoutMs });
+  return make(credentials, { totalTimeoutMs: total, requestTimeoutMs, log });
 }
 
 /** The thin plugin's access: its own client, no caches, events posted directly. */
 async function openOwnAccess(
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
+  log?: Logger,
 ): Promise<KubeAccess | undefined> {
-  const client = await openKubeClient(conf, env);
+  const client = await openKubeClient(conf, env, undefined, log);
   return client ? { client } : undefined;
 }
 
@@ -100,7 +107,12 @@ export async function openKubeSession(
   inv: Pick<Invocation, "conf" | "env" | "pod" | "log">,
   open: OpenKubeAccess = openOwnAccess,
 ): Promise<KubeSession | undefined> {
-  const access = await open(inv.conf, inv.env);
+  const access = await open(inv.conf, inv.env, inv.log);
+  inv.log.debug(
+    `API client ${access ? `for ${access.client.server} ` : ""}ready ${
+      Math.round(performance.now())
+    } ms after start`,
+  );
   return access ? new RequestKubeSession(access, inv) : undefined;
 }
 

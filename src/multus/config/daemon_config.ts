@@ -6,17 +6,17 @@
  * an error names the file and the key.
  */
 
-import { errorMessage } from "../util/errors.ts";
+import { errorMessage } from "../../util/errors.ts";
 import * as z from "zod/mini";
-import { ConfigError } from "../cni/errors.ts";
-import { type ConfOverlay, overlayFrom } from "../multus/config/conf_overlay.ts";
-import { loadMultusNetConf, NETCONF_KEYS } from "../multus/config/netconf.ts";
-import { setTopLevelKeys, stripJsonc } from "../cni/raw_json.ts";
-import { isSupportedVersion } from "../cni/version.ts";
-import { type LogLevel, parseLogLevel } from "../log/logger.ts";
-import { parseLongOptions } from "../util/cli_args.ts";
-import { resolve } from "../util/path.ts";
-import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "../multus/config/thick.ts";
+import { ConfigError } from "../../cni/errors.ts";
+import { type ConfOverlay, overlayFrom } from "./conf_overlay.ts";
+import { loadMultusNetConf, NETCONF_KEYS } from "./netconf.ts";
+import { setTopLevelKeys, stripJsonc } from "../../cni/raw_json.ts";
+import { isSupportedVersion } from "../../cni/version.ts";
+import { type LogLevel, parseLogLevel } from "../../log/logger.ts";
+import { parseLongOptions } from "../../util/cli_args.ts";
+import { resolve } from "../../util/path.ts";
+import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "./thick.ts";
 
 /** Multus's default `-config`. */
 export const DEFAULT_CONFIG_FILE = "/etc/cni/net.d/multus.d/daemon-config.json";
@@ -31,14 +31,14 @@ export interface DaemonConfig {
   socketDir: string;
   /** `<socketDir>/multus.sock`. */
   socketPath: string;
-  /** `chrootDir`: accepted; delegates do not run chrooted yet (a warning says so). */
+  /** `chrootDir`: delegates run inside it (through `chroot`); "" runs them in the daemon's view. */
   chrootDir: string;
   /** The daemon's own logging (`logFile`, `logLevel`, `logToStderr`, `logOptions`). */
   logging: {
     level?: LogLevel;
     file: string;
     toStderr: boolean;
-    rotation: { maxSize?: number; maxBackups?: number; maxAge?: number };
+    rotation: { maxSize?: number; maxBackups?: number; maxAge?: number; compress?: boolean };
   };
   /** `metricsPort`: serve `/metrics` there (off when undefined). */
   metricsPort?: number;
@@ -277,12 +277,6 @@ export function parseDaemonConfig(
   const overlay = withoutLogKeys(fileOverlay);
   warnings.push(...netconf.warnings);
 
-  if (d.chrootDir) {
-    warnings.push(
-      `"chrootDir" (${d.chrootDir}) is not applied yet: delegates run in the daemon's own ` +
-        "view of the filesystem, so mount the host paths they need at the same paths",
-    );
-  }
   for (const key of GENERATOR_KEYS) {
     if ((d as Record<string, unknown>)[key] !== undefined) {
       warnings.push(
@@ -304,7 +298,7 @@ export function parseDaemonConfig(
     nodeName: where.nodeName,
     socketDir,
     socketPath: `${socketDir === "/" ? "" : socketDir}/${SOCKET_NAME}`,
-    chrootDir: d.chrootDir ?? "",
+    chrootDir: d.chrootDir ? resolve(d.chrootDir) : "",
     logging,
     metricsPort: d.metricsPort,
     metricsAddress: d.metricsAddress || DAEMON_DEFAULTS.metricsAddress,
@@ -336,7 +330,7 @@ function checkNetconfKeys(overlay: ConfOverlay, file: string): {
   logFile: string;
   logToStderr: boolean;
   logToStderrSet: boolean;
-  logOptions: { maxSize?: number; maxBackups?: number; maxAge?: number };
+  logOptions: { maxSize?: number; maxBackups?: number; maxAge?: number; compress?: boolean };
   warnings: string[];
 } {
   const probe = setTopLevelKeys(
@@ -355,6 +349,7 @@ function checkNetconfKeys(overlay: ConfOverlay, file: string): {
         maxSize: conf.logOptions.maxSize,
         maxBackups: conf.logOptions.maxBackups,
         maxAge: conf.logOptions.maxAge,
+        compress: conf.logOptions.compress,
       },
       warnings: conf.warnings.map((w) => `${w} (${file})`),
     };
