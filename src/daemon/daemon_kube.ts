@@ -1,17 +1,20 @@
 /**
  * @module
  * The daemon's Kubernetes access, as its requests get it: the shared clients, the watch
- * caches of the daemon's own API server (its `kubeconfig`, or the in-cluster environment)
- * and the event queue. A request whose configuration names another kubeconfig gets that
- * kubeconfig's shared client, without caches (they watch the daemon's own cluster only).
+ * caches of the daemon's own API server (its `kubeconfig`, or the in-cluster environment),
+ * its DRA claim and slice caches, and the event queue. A request whose configuration names
+ * another kubeconfig gets that kubeconfig's shared client, without caches (they watch the
+ * daemon's own cluster only).
  */
 
 import { applyOverlay, type ConfOverlay } from "../multus/config/conf_overlay.ts";
 import { loadMultusNetConf, type MultusNetConf } from "../multus/config/netconf.ts";
 import type { KubeAccess } from "../multus/kube/session.ts";
 import type { ListWatchClient } from "../k8s/watch_cache.ts";
+import type { KubeClient } from "../k8s/client.ts";
 import { errorMessage } from "../util/errors.ts";
 import { DaemonKubeCaches, type PodChangeListener } from "./kube_caches.ts";
+import { DaemonDraObjects } from "./dra_cache.ts";
 import { EventQueue } from "./event_queue.ts";
 import { ApiCallCounts, clientKey, KubeClientPool } from "./kube_clients.ts";
 
@@ -40,6 +43,7 @@ export class DaemonKube {
   readonly #ownConf: MultusNetConf | undefined;
   readonly #options: DaemonKubeOptions;
   #caches: DaemonKubeCaches | undefined;
+  #dra: DaemonDraObjects | undefined;
   readonly #podListeners = new Set<PodChangeListener>();
   #stopped = false;
 
@@ -54,6 +58,11 @@ export class DaemonKube {
   /** The watch caches, once the daemon's own client is open; undefined before or without. */
   get caches(): DaemonKubeCaches | undefined {
     return this.#caches;
+  }
+
+  /** The DRA claim and slice caches, made with the watch caches; undefined before. */
+  get dra(): DaemonDraObjects | undefined {
+    return this.#dra;
   }
 
   /**
@@ -110,7 +119,17 @@ export class DaemonKube {
         log: this.#options.log,
         backoff: this.#options.backoff,
       });
+      // Nothing is read until a pod with resource claims comes.
+      const dra = this.#dra = new DaemonDraObjects({
+        client: () => this.#ownClient(conf, env),
+        nodeName: this.#options.nodeName,
+        log: this.#options.log,
+        backoff: this.#options.backoff,
+      });
       this.#caches.onPodChange((change) => {
+        if (change.type === "DELETED" && change.object.metadata.uid) {
+          dra.forgetPod(change.object.metadata.uid);
+        }
         for (const listener of [...this.#podListeners]) {
           try {
             listener(change);
@@ -121,7 +140,7 @@ export class DaemonKube {
       });
       this.#caches.start();
     }
-    return { client, cache: this.#caches, events: this.events, reopen };
+    return { client, cache: this.#caches, events: this.events, reopen, dra: this.#dra };
   };
 
   /**
@@ -132,17 +151,23 @@ export class DaemonKube {
     conf: MultusNetConf,
     env: Record<string, string | undefined>,
   ): ListWatchClient {
-    const current = async () => {
-      const client = await this.#pool.client(conf, env);
-      if (!client) throw new Error("the daemon's API access is gone");
-      return client;
-    };
+    const current = () => this.#ownClient(conf, env);
     return {
       list: async (resource, options) => await (await current()).list(resource, options),
       watch: async function* (resource, options) {
         yield* (await current()).watch(resource, options);
       },
     } as ListWatchClient;
+  }
+
+  /** The daemon's own client as the pool has it now. */
+  async #ownClient(
+    conf: MultusNetConf,
+    env: Record<string, string | undefined>,
+  ): Promise<KubeClient> {
+    const client = await this.#pool.client(conf, env);
+    if (!client) throw new Error("the daemon's API access is gone");
+    return client;
   }
 
   /**
@@ -153,7 +178,7 @@ export class DaemonKube {
    */
   async stop(eventDeadlineMs: number): Promise<number> {
     this.#stopped = true;
-    await this.#caches?.stop();
+    await Promise.all([this.#caches?.stop(), this.#dra?.stop()]);
     const unsent = await this.events.close(eventDeadlineMs);
     this.#pool.close();
     return unsent;

@@ -115,13 +115,23 @@ function registerKubeMetrics(r: MetricsRegistry, kube: DaemonKube): void {
     if (!stats) return [];
     const out: [string, WatchCacheStats][] = [["network-attachment-definitions", stats.nads]];
     if (stats.pods) out.unshift(["pods", stats.pods]);
+    const slices = kube.dra?.stats().slices;
+    if (slices) out.push(["resourceslices", slices]);
     return out;
   };
   r.register(
-    new Gauge("multus_daemon_cache_objects", "Objects in the watch caches, by resource", {
-      labels: ["resource"],
-      collect: (g) => caches().forEach(([resource, s]) => g.set({ resource }, s.size)),
-    }),
+    new Gauge(
+      "multus_daemon_cache_objects",
+      "Objects in the watch caches and the resource claim cache, by resource",
+      {
+        labels: ["resource"],
+        collect: (g) => {
+          caches().forEach(([resource, s]) => g.set({ resource }, s.size));
+          const dra = kube.dra?.stats();
+          if (dra) g.set({ resource: "resourceclaims" }, dra.claims);
+        },
+      },
+    ),
   );
   r.register(
     new Gauge("multus_daemon_cache_synced", "1 once a watch cache has listed, by resource", {

@@ -429,13 +429,17 @@ export function resourceSliceListMismatch(list: KubeList<unknown>): string | und
     return `${what}${version}, not a ResourceSliceList of resource.k8s.io/v1`;
   }
   for (const [i, item] of list.items.entries()) {
-    const problem = sliceProblem(item);
+    const problem = resourceSliceProblem(item);
     if (problem) return `a ResourceSliceList whose items[${i}]${problem}`;
   }
   return undefined;
 }
 
-function sliceProblem(item: unknown): string | undefined {
+/**
+ * Why one ResourceSlice lacks the fields the plugin reads, in words to follow what names it
+ * (`.spec.driver is a number`); undefined when it has them.
+ */
+export function resourceSliceProblem(item: unknown): string | undefined {
   if (!isRecord(item)) return ` is ${describeJson(item)}`;
   const spec = item.spec;
   if (!isRecord(spec)) return `.spec is ${describeJson(spec)}`;

@@ -193,14 +193,18 @@ Deno.test("the grace period and the memory limit match the daemon's configured b
   assert.equal(daemon.resources.limits.cpu, undefined, "no CPU throttling of ADDs");
 });
 
-Deno.test("the daemon's extra RBAC is list and watch of pods, for the same ServiceAccount", async () => {
+Deno.test("the daemon's extra RBAC is list and watch of pods and watch of resourceslices, for the same ServiceAccount", async () => {
   const role = await one("thick/10-rbac-daemon.yaml", "ClusterRole");
   const grants = role.rules.flatMap((r: Obj) =>
     r.apiGroups.flatMap((g: string) =>
       r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}/${res}:${v}`))
     )
   );
-  assert.deepEqual(grants.sort(), ["/pods:list", "/pods:watch"]);
+  assert.deepEqual(grants.sort(), [
+    "/pods:list",
+    "/pods:watch",
+    "resource.k8s.io/resourceslices:watch",
+  ]);
   const binding = await one("thick/10-rbac-daemon.yaml", "ClusterRoleBinding");
   assert.deepEqual(binding.roleRef, {
     apiGroup: "rbac.authorization.k8s.io",
@@ -216,4 +220,7 @@ Deno.test("the daemon's extra RBAC is list and watch of pods, for the same Servi
   const base = await one("10-rbac.yaml", "ClusterRole", "multus");
   const nads = base.rules.find((r: Obj) => r.resources.includes("network-attachment-definitions"));
   assert.ok(nads.verbs.includes("list") && nads.verbs.includes("watch"));
+  // The node's slices are listed with the base role's grant, watched with the daemon's.
+  const slices = base.rules.find((r: Obj) => r.resources.includes("resourceslices"));
+  assert.ok(slices.verbs.includes("list"));
 });

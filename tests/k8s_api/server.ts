@@ -12,7 +12,8 @@
  * field selectors) work as kube-apiserver's: one global resourceVersion bumped by every write,
  * chunked JSON-line event streams, bookmarks, a bounded history (410 Gone before it),
  * `timeoutSeconds`; tests can drop watches, send bookmarks, compact the history and delay
- * events. resource.k8s.io/v1 ResourceClaims (get) and ResourceSlices (list) are served too.
+ * events. resource.k8s.io/v1 ResourceClaims (get) are served too, and ResourceSlices listed
+ * and watched as pods are.
  *
  * Transport as kube-apiserver's: HTTP/2 negotiated by ALPN, HTTP/1.1 for clients that do not
  * offer it, TCP_NODELAY on every connection, and each whole answer in one write (an answer
@@ -192,7 +193,7 @@ export interface TestApiServer {
   deleteNad(namespace: string, name: string): void;
   /** Stores a resource.k8s.io/v1 ResourceClaim (namespaced; served by GET). */
   setResourceClaim(claim: KubeObject): KubeObject;
-  /** Stores a resource.k8s.io/v1 ResourceSlice (cluster-scoped; served by LIST). */
+  /** Stores a resource.k8s.io/v1 ResourceSlice (cluster-scoped; a write: listed and watched). */
   setResourceSlice(slice: KubeObject): KubeObject;
   /** The current global resourceVersion (the version of the latest write). */
   resourceVersion(): string;
@@ -477,7 +478,7 @@ class ApiServer {
       },
       deleteNad: (ns, name) => this.#commit(NAD_RESOURCE, this.#nads, `${ns}/${name}`, undefined),
       setResourceClaim: (claim) => this.#setDraObject(this.#claims, "ResourceClaim", claim),
-      setResourceSlice: (slice) => this.#setDraObject(this.#slices, "ResourceSlice", slice),
+      setResourceSlice: (slice) => this.#setResourceSlice(slice),
       resourceVersion: () => String(this.#revision),
       openWatches: () => this.#hub.openWatches,
       sendBookmark: () => this.#hub.bookmark(this.#revision),
@@ -564,6 +565,17 @@ class ApiServer {
     };
     if (previous) entry.previous = previous;
     this.#hub.record(entry);
+  }
+
+  /** Stores a ResourceSlice: a write, listed and watched as pods and NADs are. */
+  #setResourceSlice(slice: KubeObject): KubeObject {
+    const copy: KubeObject = structuredClone(slice);
+    copy.apiVersion ??= `${DRA_GROUP}/v1`;
+    copy.kind ??= "ResourceSlice";
+    copy.metadata.uid ??= crypto.randomUUID();
+    const store = this.#slices as Map<string, StoredObject>;
+    this.#commit("resourceslices", store, copy.metadata.name, copy as StoredObject);
+    return structuredClone(copy);
   }
 
   #setDraObject(store: Map<string, KubeObject>, kind: string, obj: KubeObject): KubeObject {
@@ -757,7 +769,7 @@ class ApiServer {
     };
   }
 
-  /** Lists and watches of pods and NADs, in all namespaces or one. */
+  /** Lists and watches of pods and NADs (all namespaces or one) and of ResourceSlices. */
   #collectionRoute(ctx: RequestContext): Answer | undefined {
     let collection: Collection | undefined;
     let m = /^\/api\/v1(?:\/namespaces\/([^/]+))?\/pods$/.exec(ctx.path);
@@ -769,6 +781,16 @@ class ApiServer {
         apiVersion: "v1",
         store: this.#pods as Map<string, StoredObject>,
         fields: POD_FIELDS,
+        itemsKeepTypeMeta: false,
+      };
+    } else if ((m = /^\/apis\/resource\.k8s\.io\/v1\/resourceslices$/.exec(ctx.path))) {
+      collection = {
+        resource: "resourceslices",
+        group: DRA_GROUP,
+        kind: "ResourceSlice",
+        apiVersion: `${DRA_GROUP}/v1`,
+        store: this.#slices as Map<string, StoredObject>,
+        fields: RESOURCE_SLICE_FIELDS,
         itemsKeepTypeMeta: false,
       };
     } else {
@@ -861,9 +883,9 @@ class ApiServer {
     };
   }
 
-  /** resource.k8s.io/v1: get a ResourceClaim, list ResourceSlices. */
+  /** resource.k8s.io/v1: get a ResourceClaim (ResourceSlices are a collection). */
   #draRoute(ctx: RequestContext): Answer | undefined {
-    let m = /^\/apis\/resource\.k8s\.io\/v1\/namespaces\/([^/]+)\/resourceclaims\/([^/]+)$/
+    const m = /^\/apis\/resource\.k8s\.io\/v1\/namespaces\/([^/]+)\/resourceclaims\/([^/]+)$/
       .exec(ctx.path);
     if (m) {
       const [ns, name] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];
@@ -878,24 +900,7 @@ class ApiServer {
         group: DRA_GROUP,
       });
     }
-    m = /^\/apis\/resource\.k8s\.io\/v1\/resourceslices$/.exec(ctx.path);
-    if (!m) return undefined;
-    const handlers: Record<string, [string, Handler]> = {
-      GET: ["list", (c) => {
-        const selector = parseFieldSelector(c.query.get("fieldSelector"), RESOURCE_SLICE_FIELDS);
-        if ("error" in selector) return { status: 400, body: statusBody(400, selector.error) };
-        const items = [...this.#slices.values()]
-          .filter((slice) => selects(slice as StoredObject, undefined, selector))
-          .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-        const collection = {
-          kind: "ResourceSlice",
-          apiVersion: `${DRA_GROUP}/v1`,
-          itemsKeepTypeMeta: false,
-        };
-        return { status: 200, body: listBody(collection, items, this.#revision) };
-      }],
-    };
-    return this.#dispatch(ctx, { handlers, resource: "resourceslices", ns: "", group: DRA_GROUP });
+    return undefined;
   }
 
   #dispatch(

@@ -11,6 +11,7 @@ import type { KubeClient, PodEventOptions } from "../../k8s/client.ts";
 import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "./netconf.ts";
+import type { DraObjects } from "../kube/dra_objects.ts";
 
 /** Who the attachment belongs to. */
 export interface PodIdentity {
@@ -59,6 +60,11 @@ export interface KubeSession {
    * answer from its watch cache: then the pod is trimmed to the fields the plugin uses.
    */
   readPod(namespace: string, name: string): Promise<Pod>;
+  /**
+   * Where DRA objects are read: a daemon's caches; absent in the thin plugin, which reads
+   * them with its client (`ApiDraObjects`).
+   */
+  readonly dra?: DraObjects;
   /** Sets (string) or removes (null) annotations of `pod`, as read with `readPod`. */
   setPodAnnotations(pod: Pod, annotations: Record<string, string | null>): Promise<void>;
   /**

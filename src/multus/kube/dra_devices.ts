@@ -283,7 +283,11 @@ class ReadContext {
 
   async claim(name: string): Promise<ResourceClaim> {
     try {
-      return await this.#objects.resourceClaim(this.#namespace, name);
+      return await this.#objects.resourceClaim(
+        this.#namespace,
+        name,
+        this.#pod.metadata.uid ?? "",
+      );
     } catch (err) {
       const claimText = `${this.#namespace}/${name}`;
       throw this.#apiFailure(err, `cannot read its resource claim "${claimText}"`, {

@@ -3,7 +3,8 @@
  * Where the DRA objects of a pod are read: ResourceClaims (namespaced, one GET each) and the
  * ResourceSlices of one driver on one node (one LIST with field selectors). Behind a small
  * interface so that a long-lived process can answer from its own caches; the request's
- * implementation here reads the API once per claim and once per node and driver.
+ * implementation here reads the API once per claim and once per node and driver (the daemon's,
+ * `src/daemon/dra_cache.ts`, keeps claims and watches its node's slices).
  */
 
 import { K8sApiError } from "../../k8s/errors.ts";
@@ -19,11 +20,13 @@ import { ErrorCode } from "../../util/errors.ts";
 /** Reads the DRA objects a pod's device networks need. */
 export interface DraObjects {
   /**
-   * The ResourceClaim `namespace/name`.
+   * The ResourceClaim `namespace/name`, as the pod with UID `podUid` needs it (a long-lived
+   * cache may answer with a copy it holds when the claim is allocated and reserved for that
+   * pod).
    *
    * @throws {K8sApiError} when it cannot be read (404 when it does not exist).
    */
-  resourceClaim(namespace: string, name: string): Promise<ResourceClaim>;
+  resourceClaim(namespace: string, name: string, podUid: string): Promise<ResourceClaim>;
   /**
    * The ResourceSlices of `driver` published for node `nodeName` (every node's when
    * `nodeName` is empty).

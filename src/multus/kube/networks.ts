@@ -15,6 +15,7 @@ import { RawJson, setTopLevelKeys } from "../../cni/raw_json.ts";
 import { convertResult, type ResultCurrent } from "../../cni/result.ts";
 import { K8sApiError } from "../../k8s/errors.ts";
 import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
+import type { DraObjects } from "./dra_objects.ts";
 import { findConfigByName, loadConfigFromPath } from "../config/conf_dir.ts";
 import type { Delegate } from "../plan/delegate.ts";
 import { type Invocation, type KubeSession, podLabel } from "../config/invocation.ts";
@@ -48,12 +49,17 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     : inv.pod;
   if (identity && delegates.some((d) => d.resourceName)) {
     const { assignDeviceIds } = await import("./device_ids.ts");
-    const { ApiDraObjects } = await import("./dra_objects.ts");
+    let dra: { pod: Pod; objects: DraObjects } | undefined;
+    if (kube && pod) {
+      // A daemon reads them from its caches; the thin plugin with its client, once each.
+      const objects = kube.dra ?? new (await import("./dra_objects.ts")).ApiDraObjects(kube.client);
+      dra = { pod, objects };
+    }
     await assignDeviceIds(identity, delegates, {
       podResourcesSocket: inv.conf.podResourcesSocket,
       checkpointFile: inv.conf.deviceCheckpointFile,
       log: inv.log,
-      dra: kube && pod ? { pod, objects: new ApiDraObjects(kube.client) } : undefined,
+      dra,
     });
   }
   const plan: AddPlan = { delegates, pod: identity };

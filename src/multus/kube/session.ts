@@ -18,6 +18,7 @@ import { errorMessage } from "../../util/errors.ts";
 import type { Invocation, KubeSession } from "../config/invocation.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "../config/netconf.ts";
+import type { DraObjects } from "./dra_objects.ts";
 
 /**
  * Objects a daemon's watch caches hold, for its requests to read before asking the server.
@@ -43,6 +44,8 @@ export interface KubeAccess {
   cache?: KubeObjectCache;
   /** Where events go; absent: posted by the request itself. */
   events?: EventSink;
+  /** Where DRA objects are read (a daemon's caches); absent: with `client`, per request. */
+  dra?: DraObjects;
   /**
    * A client to use instead once the server rejected `client`'s credentials (401: a token
    * or certificate rotated since a long-lived client read them); absent in the thin
@@ -121,6 +124,7 @@ export async function openKubeSession(
  */
 class RequestKubeSession implements KubeSession {
   client: KubeClient;
+  readonly dra: DraObjects | undefined;
   readonly #reopen: KubeAccess["reopen"];
   readonly #cache: KubeObjectCache | undefined;
   readonly #events: EventSink | undefined;
@@ -133,6 +137,7 @@ class RequestKubeSession implements KubeSession {
 
   constructor(access: KubeAccess, inv: Pick<Invocation, "pod" | "log">) {
     this.client = access.client;
+    this.dra = access.dra;
     this.#reopen = access.reopen;
     this.#cache = access.cache;
     this.#events = access.events;
