@@ -8,10 +8,14 @@
 import type { Exec } from "../../cni/exec.ts";
 import type { CniRequest } from "../../cni/request.ts";
 import type { KubeClient, PodEventOptions } from "../../k8s/client.ts";
-import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
+import type {
+  NetworkAttachmentDefinition,
+  Pod,
+  ResourceClaim,
+  ResourceSlice,
+} from "../../k8s/types.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "./netconf.ts";
-import type { DraObjects } from "../kube/dra_objects.ts";
 
 /** Who the attachment belongs to. */
 export interface PodIdentity {
@@ -90,4 +94,23 @@ export function podFromArgs(args: [string, string][]): {
 export function podLabel(inv: Pick<Invocation, "pod" | "request">): string {
   if (inv.pod) return `pod "${inv.pod.namespace}/${inv.pod.name}"`;
   return `container "${inv.request.containerId.slice(0, 12)}"`;
+}
+
+/** Reads the DRA objects a pod's device networks need. */
+export interface DraObjects {
+  /**
+   * The ResourceClaim `namespace/name`, as the pod with UID `podUid` needs it (a long-lived
+   * cache may answer with a copy it holds when the claim is allocated and reserved for that
+   * pod).
+   *
+   * @throws {K8sApiError} (from `k8s/errors.ts`) when it cannot be read (404 when it does not exist).
+   */
+  resourceClaim(namespace: string, name: string, podUid: string): Promise<ResourceClaim>;
+  /**
+   * The ResourceSlices of `driver` published for node `nodeName` (every node's when
+   * `nodeName` is empty).
+   *
+   * @throws {K8sApiError} (from `k8s/errors.ts`) when they cannot be listed.
+   */
+  resourceSlices(nodeName: string, driver: string): Promise<ResourceSlice[]>;
 }

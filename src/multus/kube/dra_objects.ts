@@ -16,25 +16,9 @@ import {
   resourceSliceListMismatch,
 } from "../../k8s/types.ts";
 import { ErrorCode } from "../../util/errors.ts";
+import type { DraObjects } from "../config/invocation.ts";
 
-/** Reads the DRA objects a pod's device networks need. */
-export interface DraObjects {
-  /**
-   * The ResourceClaim `namespace/name`, as the pod with UID `podUid` needs it (a long-lived
-   * cache may answer with a copy it holds when the claim is allocated and reserved for that
-   * pod).
-   *
-   * @throws {K8sApiError} when it cannot be read (404 when it does not exist).
-   */
-  resourceClaim(namespace: string, name: string, podUid: string): Promise<ResourceClaim>;
-  /**
-   * The ResourceSlices of `driver` published for node `nodeName` (every node's when
-   * `nodeName` is empty).
-   *
-   * @throws {K8sApiError} when they cannot be listed.
-   */
-  resourceSlices(nodeName: string, driver: string): Promise<ResourceSlice[]>;
-}
+export type { DraObjects };
 
 /** {@linkcode DraObjects} read from the API server, each claim and each node/driver once. */
 export class ApiDraObjects implements DraObjects {
