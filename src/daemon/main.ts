@@ -16,6 +16,8 @@ import { InProcessCniHandler } from "./handler.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
+import { DelegateApi } from "./delegate_api.ts";
+import type { RunningHotplug } from "./hotplug_start.ts";
 import { prepareSocketPath, SocketError } from "./socket.ts";
 
 const encoder = new TextEncoder();
@@ -113,6 +115,13 @@ export async function runDaemon(args: string[], version: string): Promise<number
     }
   }
 
+  const delegateApi = new DelegateApi({
+    overlay: config.overlay,
+    limiter,
+    queueWaitMs: config.queueTimeoutSeconds * 1000,
+    log,
+    env: Deno.env.toObject(),
+  });
   let server: DaemonServer;
   try {
     server = await DaemonServer.start({
@@ -123,6 +132,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
       queueWaitMs: config.queueTimeoutSeconds * 1000,
       requestTimeoutMs: config.requestTimeoutSeconds * 1000,
       metrics,
+      delegate: (request) => delegateApi.handle(request),
     });
   } catch (err) {
     const message = err instanceof SocketError
@@ -131,6 +141,27 @@ export async function runDaemon(args: string[], version: string): Promise<number
     say("error", `daemon: ${message}`);
     await metricsServer?.close();
     return 1;
+  }
+
+  let hotplug: RunningHotplug | undefined;
+  if (config.hotPlug) {
+    try {
+      const { startHotplug } = await import("./hotplug_start.ts");
+      hotplug = await startHotplug({
+        nodeName: config.nodeName,
+        overlay: config.overlay,
+        limiter,
+        registry: metrics.registry,
+        queueWaitMs: config.queueTimeoutSeconds * 1000,
+        passTimeoutMs: config.requestTimeoutSeconds * 1000,
+        log,
+        env: Deno.env.toObject(),
+      });
+      say("verbose", `daemon: hot-plug on for the pods of node ${config.nodeName}`);
+    } catch (err) {
+      // The socket is served: CNI requests go on; only hot-plug is off.
+      say("error", `daemon: hot-plug is off: ${errorMessage(err)}`);
+    }
   }
 
   say(
@@ -143,7 +174,9 @@ export async function runDaemon(args: string[], version: string): Promise<number
 
   const signal = await stopSignal();
   say("verbose", `daemon: ${signal}: draining (readyz 500, new requests to the shims)`);
+  const hotplugStopped = hotplug?.stop();
   const unfinished = await server.shutdown(config.shutdownGraceSeconds * 1000);
+  await hotplugStopped;
   await metricsServer?.close();
   if (unfinished > 0) {
     say(

@@ -354,8 +354,11 @@ async function nadConfig(
   return config;
 }
 
-/** Merges the selection's `cni-args` into `args.cni` of the config (every plugin of a list). */
-function withCniArgs(
+/**
+ * Merges a selection's `cni-args` into `args.cni` of the config (every plugin of a list);
+ * `label` names the network in errors.
+ */
+export function withCniArgs(
   config: NetworkConfig,
   cniArgs: Record<string, unknown>,
   label: string,
