@@ -22,6 +22,7 @@ import { convertResult, resultToJson } from "../cni/result.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ConfOverlay } from "../multus/config/conf_overlay.ts";
 import { type Invocation, podFromArgs } from "../multus/config/invocation.ts";
+import { lockSandbox } from "../multus/run/sandbox_lock.ts";
 import { type InterfaceAttributes, runDelegateRequest } from "../multus/run/hotplug_delegate.ts";
 
 import { hotplugNetConf } from "./hotplug_conf.ts";
@@ -67,7 +68,14 @@ export class DelegateApi {
       const result = await o.limiter.run(
         inv.request.containerId,
         o.queueWaitMs,
-        () => runDelegateRequest(inv, config, attributes),
+        async () => {
+          const lock = await lockSandbox(inv.request.containerId, inv.log);
+          try {
+            return await runDelegateRequest(inv, config, attributes);
+          } finally {
+            await lock.release();
+          }
+        },
       );
       inv.log.verbose(
         `/delegate ${inv.request.command} ${config.name} (${inv.request.ifName}) done`,

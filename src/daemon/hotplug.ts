@@ -30,10 +30,13 @@ import {
   type HotplugOutcome,
   needsPass,
   reconcileSandbox,
+  type Sandbox,
   sandboxInvocation,
+  sandboxPod,
 } from "../multus/run/hotplug.ts";
 import { backoffDelay, type BackoffOptions } from "../util/backoff.ts";
 import { errorMessage } from "../util/errors.ts";
+import { lockSandbox } from "../multus/run/sandbox_lock.ts";
 import { SandboxIndex } from "./hotplug_sandboxes.ts";
 import { Counter, Gauge, type MetricsRegistry } from "./metrics.ts";
 import { LimiterRefusal, type RequestLimiter } from "./limiter.ts";
@@ -282,37 +285,23 @@ export class HotplugReconciler {
     let fresh: Pod | undefined;
     try {
       outcome = await o.limiter.run(containerId, o.queueWaitMs, async () => {
-        // Under the container's key: no CNI request for it runs now.
-        const { sandbox, why } = await this.#sandboxes.load(containerId);
-        if (!sandbox) {
-          log.debug(`hot-plug: container skipped: ${why}`);
-          return undefined;
+        // Under the container's key and lock: no CNI request for it runs now, in this
+        // process or another.
+        const lock = await lockSandbox(containerId, log);
+        let cached = true;
+        try {
+          const { sandbox, why } = await this.#sandboxes.load(containerId);
+          if (!sandbox) {
+            cached = false;
+            log.debug(`hot-plug: container skipped: ${why}`);
+            return undefined;
+          }
+          const result = await this.#passLocked(log, sandbox, seen);
+          fresh = result?.pod;
+          return result?.outcome;
+        } finally {
+          await lock.release({ remove: !cached });
         }
-        const conf = o.conf(sandbox.network);
-        const cachedPod = sandbox.delegates.find((d) => d.pod)?.pod;
-        if (!this.#samePod(log, cachedPod?.uid, seen)) return undefined;
-        if (!needsPass(sandbox, seen, conf)) return undefined;
-        if (!await exists(sandbox.sandbox.netns)) {
-          log.verbose(
-            `hot-plug: netns ${sandbox.sandbox.netns} is gone; the runtime's DEL follows`,
-          );
-          return undefined;
-        }
-        const inv = sandboxInvocation(sandbox, {
-          conf,
-          env: o.env,
-          log,
-          exec: o.exec ?? processExec,
-          kube: () => openKubeSession({ conf, env: o.env }, () => Promise.resolve(o.client)),
-        });
-        const session = (await inv.kube())!;
-        // The watch may lag: the pass works on the pod as the API has it now.
-        fresh = await session.readPod(cachedPod!.namespace, cachedPod!.name);
-        if (!this.#samePod(log, cachedPod?.uid, fresh)) return undefined;
-        if (fresh.spec?.nodeName !== undefined && fresh.spec.nodeName !== o.nodeName) {
-          return undefined;
-        }
-        return await reconcileSandbox(inv, sandbox, { pod: fresh, kube: session });
       });
     } catch (err) {
       if (err instanceof LimiterRefusal) {
@@ -348,6 +337,36 @@ export class HotplugReconciler {
     if (outcome.error) o.metrics.failures.inc();
     await this.#events(fresh!, outcome);
     return outcome.error;
+  }
+
+  /** The pass proper, once the sandbox is locked and read. */
+  async #passLocked(
+    log: Logger,
+    sandbox: Sandbox,
+    seen: Pod,
+  ): Promise<{ pod: Pod; outcome: HotplugOutcome } | undefined> {
+    const o = this.#o;
+    const conf = o.conf(sandbox.network);
+    const cachedPod = sandboxPod(sandbox);
+    if (!cachedPod || !this.#samePod(log, cachedPod.uid, seen)) return undefined;
+    if (!needsPass(sandbox, seen, conf)) return undefined;
+    if (!await exists(sandbox.sandbox.netns)) {
+      log.verbose(`hot-plug: netns ${sandbox.sandbox.netns} is gone; the runtime's DEL follows`);
+      return undefined;
+    }
+    const inv = sandboxInvocation(sandbox, {
+      conf,
+      env: o.env,
+      log,
+      exec: o.exec ?? processExec,
+      kube: () => openKubeSession({ conf, env: o.env }, () => Promise.resolve(o.client)),
+    });
+    const session = (await inv.kube())!;
+    // The watch may lag: the pass works on the pod as the API has it now.
+    const pod = await session.readPod(cachedPod.namespace, cachedPod.name);
+    if (!this.#samePod(log, cachedPod.uid, pod)) return undefined;
+    if (pod.spec?.nodeName !== undefined && pod.spec.nodeName !== o.nodeName) return undefined;
+    return { pod, outcome: await reconcileSandbox(inv, sandbox, { pod, kube: session }) };
   }
 
   /** The pod's UID must be the one its sandbox was set up for. */

@@ -72,7 +72,7 @@ export class SandboxIndex {
       if (!(err instanceof Deno.errors.NotFound)) throw err;
     }
     for (const entry of entries) {
-      if (!entry.isFile) continue;
+      if (!entry.isFile || entry.name.startsWith(".")) continue;
       try {
         validateContainerId(entry.name);
       } catch {

@@ -39,6 +39,11 @@ export async function runDelegateRequest(
   const { request } = inv;
   const cache = await loadScratchCache(inv.conf.cniDir, request.containerId, request.ifName);
   const master = cache.kind === "found" ? cache.delegates.find((d) => d.isMaster) : undefined;
+  // The controller sends no CNI_PATH (as Multus's): the plugins are where the runtime's ADD
+  // of this sandbox found them.
+  if (request.path.length === 0 && cache.kind === "found" && cache.sandbox) {
+    inv.request = { ...request, path: cache.sandbox.path };
+  }
   const what = `network "${config.name}" (${request.ifName}) of ${podLabel(inv)}`;
   if (master && master.ifName === request.ifName) {
     throw new CniError(
