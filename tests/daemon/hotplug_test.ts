@@ -437,11 +437,21 @@ Deno.test("hot-plug: the runtime's DEL arriving while a hot-plug attaches waits 
     let delEnded = false;
     del.then(() => delEnded = true);
     // The DEL waits for the sandbox's lock: it cannot have ended while green's ADD is held.
+    // Released once the DEL waits for the sandbox's lock (the kernel lists it as a waiter on
+    // the lock file), or once it ended, which it must not have while green's ADD is held.
+    const lockFile = await Deno.stat(join("/run/multus/locks", c.containerId)).catch(() =>
+      undefined
+    );
+    const waiting = async () =>
+      lockFile !== undefined &&
+      (await Deno.readTextFile("/proc/locks")).split("\n").some((line) =>
+        line.includes("->") && line.includes(`:${lockFile.ino} `)
+      );
     await waitFor(
       c,
-      "the DEL to load its configuration",
-      () => Deno.readTextFile(c.root.logFile),
-      (text) => text.includes("DEL: configuration loaded"),
+      "the DEL waiting for the sandbox or ended",
+      async () => delEnded || await waiting(),
+      Boolean,
     );
     assert.equal(delEnded, false, "the runtime's DEL ended while the hot-plug held the sandbox");
     await Deno.remove(join(gate, "hold"));
