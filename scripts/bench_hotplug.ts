@@ -16,6 +16,12 @@ import { uniqueSuffix } from "../tests/helpers/plugin_run.ts";
 import { type Node, startDaemon, stopDaemon } from "../tests/daemon/_helpers.ts";
 import type { Pod } from "../src/k8s/types.ts";
 
+const encoder = new TextEncoder();
+
+function print(text = ""): void {
+  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
+}
+
 const NETWORKS = "k8s.v1.cni.cncf.io/networks";
 const STATUS = "k8s.v1.cni.cncf.io/network-status";
 const NODE = "bench-node";
@@ -132,13 +138,13 @@ try {
     if (i === 0 && values.transcript) {
       // The status follows the interface: wait for it before showing it.
       while (!status().includes('"net2"')) await new Promise((r) => setTimeout(r, 10));
-      console.log(
+      print(
         `# annotation ${NETWORKS} edited: ${JSON.stringify(before.annotation)} -> "blue,green"`,
       );
-      console.log(`\n# ip -n <pod netns> addr, before\n${before.ip}`);
-      console.log(`# ip -n <pod netns> addr, after\n${await ipAddr()}`);
-      console.log(`# ${STATUS}, before\n${before.status}\n`);
-      console.log(`# ${STATUS}, after\n${status()}\n`);
+      print(`\n# ip -n <pod netns> addr, before\n${before.ip}`);
+      print(`# ip -n <pod netns> addr, after\n${await ipAddr()}`);
+      print(`# ${STATUS}, before\n${before.status}\n`);
+      print(`# ${STATUS}, after\n${status()}\n`);
     }
     const t1 = performance.now();
     edit("blue");
@@ -160,7 +166,7 @@ try {
   await fx.cleanup();
 }
 const fmt = (xs: number[]) => xs.map((x) => Math.round(x)).join(" ");
-console.log(`runs: ${runs}`);
-console.log(`edit -> net2 up:   median ${Math.round(median(attach))} ms (all: ${fmt(attach)})`);
-console.log(`edit -> net2 gone: median ${Math.round(median(detach))} ms (all: ${fmt(detach)})`);
-console.log(`load: ${(await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")}`);
+print(`runs: ${runs}`);
+print(`edit -> net2 up:   median ${Math.round(median(attach))} ms (all: ${fmt(attach)})`);
+print(`edit -> net2 gone: median ${Math.round(median(detach))} ms (all: ${fmt(detach)})`);
+print(`load: ${(await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")}`);
