@@ -2,7 +2,8 @@
  * @module
  * The sandboxes of this node the daemon may hot-plug: the scratch caches in `cniDir` that
  * record their sandbox (netns, interface, plugin path), found by pod. The directory is
- * scanned on each look-up; a file whose modification time did not change is not read again.
+ * scanned again when its modification time changed (every cache write is a rename into it);
+ * a file whose modification time did not change is not read again.
  */
 
 import { join } from "node:path";
@@ -20,6 +21,8 @@ interface Indexed {
 export class SandboxIndex {
   #cniDir: string;
   #index = new Map<string, Indexed>();
+  /** The directory's modification time at the last scan. */
+  #scannedAt: number | undefined;
 
   constructor(cniDir: string) {
     this.#cniDir = cniDir;
@@ -64,6 +67,11 @@ export class SandboxIndex {
   }
 
   async #refresh(): Promise<void> {
+    const dirTime = await Deno.stat(this.#cniDir).then((s) => s.mtime?.getTime(), () => -1);
+    if (dirTime !== undefined && dirTime === this.#scannedAt) return;
+    // Modification times are coarse (a clock tick): a change in the same tick as this scan
+    // would keep the time; a directory changed less than a second ago is scanned every time.
+    this.#scannedAt = dirTime !== undefined && Date.now() - dirTime > 1000 ? dirTime : undefined;
     const seen = new Set<string>();
     let entries: Deno.DirEntry[] = [];
     try {
