@@ -30,6 +30,7 @@ import {
   type KubeStatus,
   type NetworkAttachmentDefinition,
   type Pod,
+  type ResourceClaim,
   type WatchEvent,
 } from "./types.ts";
 
@@ -301,6 +302,21 @@ export class KubeClient {
       }`,
       action: `get network-attachment-definition "${namespace}/${name}"`,
       expect: { kind: "NetworkAttachmentDefinition", namespace, name },
+    });
+  }
+
+  /**
+   * Reads a `resource.k8s.io/v1` ResourceClaim.
+   *
+   * @throws {K8sApiError} `status` 404 when it does not exist.
+   */
+  async getResourceClaim(namespace: string, name: string): Promise<ResourceClaim> {
+    return await this.#call<ResourceClaim>({
+      verb: "get",
+      method: "GET",
+      path: `/apis/resource.k8s.io/v1/namespaces/${enc(namespace)}/resourceclaims/${enc(name)}`,
+      action: `get resource claim "${namespace}/${name}"`,
+      expect: { kind: "ResourceClaim", namespace, name },
     });
   }
 

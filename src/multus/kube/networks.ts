@@ -47,10 +47,12 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     : inv.pod;
   if (identity && delegates.some((d) => d.resourceName)) {
     const { assignDeviceIds } = await import("./device_ids.ts");
+    const { ApiDraObjects } = await import("./dra_objects.ts");
     await assignDeviceIds(identity, delegates, {
       podResourcesSocket: inv.conf.podResourcesSocket,
       checkpointFile: inv.conf.deviceCheckpointFile,
       log: inv.log,
+      dra: kube && pod ? { pod, objects: new ApiDraObjects(kube.client) } : undefined,
     });
   }
   const plan: AddPlan = { delegates, pod: identity };
