@@ -363,7 +363,7 @@ export class HotplugReconciler {
     });
     const session = (await inv.kube())!;
     // The watch may lag: the pass works on the pod as the API has it now.
-    const pod = await session.readPod(cachedPod.namespace, cachedPod.name);
+    const pod = await session.client.getPod(cachedPod.namespace, cachedPod.name);
     if (!this.#samePod(log, cachedPod.uid, pod)) return undefined;
     if (pod.spec?.nodeName !== undefined && pod.spec.nodeName !== o.nodeName) return undefined;
     return { pod, outcome: await reconcileSandbox(inv, sandbox, { pod, kube: session }) };
