@@ -21,11 +21,11 @@
 import { CniError, CniErrorCode } from "../cni/errors.ts";
 import { type Exec, processExec } from "../cni/exec.ts";
 import { convertResult, type ResultCurrent } from "../cni/result.ts";
-import type { KubeClient } from "../k8s/client.ts";
 import type { Pod } from "../k8s/types.ts";
 import type { Logger } from "../log/logger.ts";
 import type { MultusNetConf } from "../multus/config/netconf.ts";
-import { openKubeSession } from "../multus/kube/session.ts";
+import type { Invocation, KubeSession } from "../multus/config/invocation.ts";
+import { type OpenKubeAccess, openKubeSession } from "../multus/kube/session.ts";
 import {
   type HotplugOutcome,
   needsPass,
@@ -96,7 +96,8 @@ export interface HotplugOptions {
   /** The configuration delegates run with (the daemon's netconf keys). */
   conf: (network: string) => MultusNetConf;
   pods: PodSource;
-  client: KubeClient;
+  /** The daemon's API access (shared client, caches) for a configuration. */
+  openAccess: OpenKubeAccess;
   limiter: RequestLimiter;
   /** How long a pass may wait for its container's slot. */
   queueWaitMs: number;
@@ -354,19 +355,21 @@ export class HotplugReconciler {
       log.verbose(`hot-plug: netns ${sandbox.sandbox.netns} is gone; the runtime's DEL follows`);
       return undefined;
     }
-    const inv = sandboxInvocation(sandbox, {
+    let session: Promise<KubeSession | undefined> | undefined;
+    const inv: Invocation = sandboxInvocation(sandbox, {
       conf,
       env: o.env,
       log,
       exec: o.exec ?? processExec,
-      kube: () => openKubeSession({ conf, env: o.env }, () => Promise.resolve(o.client)),
+      kube: () => session ??= openKubeSession(inv, o.openAccess),
     });
-    const session = (await inv.kube())!;
+    const kube = await inv.kube();
+    if (!kube) return undefined;
     // The watch may lag: the pass works on the pod as the API has it now.
-    const pod = await session.client.getPod(cachedPod.namespace, cachedPod.name);
+    const pod = await kube.client.getPod(cachedPod.namespace, cachedPod.name);
     if (!this.#samePod(log, cachedPod.uid, pod)) return undefined;
     if (pod.spec?.nodeName !== undefined && pod.spec.nodeName !== o.nodeName) return undefined;
-    return { pod, outcome: await reconcileSandbox(inv, sandbox, { pod, kube: session }) };
+    return { pod, outcome: await reconcileSandbox(inv, sandbox, { pod, kube }) };
   }
 
   /** The pod's UID must be the one its sandbox was set up for. */
@@ -383,7 +386,10 @@ export class HotplugReconciler {
 
   /** One event per network attached or detached, one for a failure. */
   async #events(pod: Pod, outcome: HotplugOutcome): Promise<void> {
-    const client = this.#o.client;
+    const o = this.#o;
+    const access = await o.openAccess(o.conf("multus-cni-network"), o.env).catch(() => undefined);
+    if (!access) return;
+    const client = access.client;
     const send = (type: "Normal" | "Warning", reason: string, message: string) =>
       client.createEvent(pod, { type, reason, message }).then(
         () => {},

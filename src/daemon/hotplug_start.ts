@@ -1,8 +1,8 @@
 /**
  * @module
- * Starts hot-plug in the daemon (daemon key `hotPlug`): its API client (the daemon
- * configuration's `kubeconfig`, else the in-cluster one), a watch of this node's pods, and
- * the reconciler; stops them.
+ * Starts hot-plug in the daemon (daemon key `hotPlug`) on the daemon's Kubernetes access:
+ * its shared client (the daemon configuration's `kubeconfig`, else the in-cluster one) and
+ * its watch cache of the node's pods; stops it.
  */
 
 import type { KubeClient } from "../k8s/client.ts";
@@ -11,60 +11,41 @@ import { WatchCache } from "../k8s/watch_cache.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ConfOverlay } from "../multus/config/conf_overlay.ts";
 import { hotplugNetConf } from "./hotplug_conf.ts";
-import { openKubeClient } from "../multus/kube/session.ts";
+import type { DaemonKube } from "./daemon_kube.ts";
 import { HotplugMetrics, HotplugReconciler, type PodSource } from "./hotplug.ts";
 import type { RequestLimiter } from "./limiter.ts";
 import type { MetricsRegistry } from "./metrics.ts";
 
-/** A {@linkcode PodSource} over a watch of this node's pods of its own. */
-export class WatchedPods implements PodSource {
-  #cache: WatchCache<Pod>;
-  #listeners = new Set<(key: string) => void>();
+/** The daemon's pod cache as a {@linkcode PodSource}. */
+export class DaemonKubePods implements PodSource {
+  #kube: DaemonKube;
 
-  constructor(client: KubeClient, nodeName: string, log: Logger) {
-    this.#cache = new WatchCache<Pod>({
-      client,
-      resource: POD_RESOURCE,
-      fieldSelector: `spec.nodeName=${nodeName}`,
-      trim: trimPod,
-      onChange: (change) => {
-        for (const listener of this.#listeners) listener(change.key);
-      },
-      log: (level, message) =>
-        level === "warn" ? log.warn(`pod watch: ${message}`) : log.debug(`pod watch: ${message}`),
-    });
-  }
-
-  start(): void {
-    this.#cache.start();
-  }
-
-  stop(): Promise<void> {
-    return this.#cache.stop();
+  constructor(kube: DaemonKube) {
+    this.#kube = kube;
   }
 
   get(namespace: string, name: string): Pod | undefined {
-    return this.#cache.get(namespace, name);
+    return this.#kube.caches?.pods?.get(namespace, name);
   }
 
   list(): Iterable<Pod> {
-    return [...this.#cache.values()];
+    return [...(this.#kube.caches?.pods?.values() ?? [])];
   }
 
   onChange(listener: (key: string) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#kube.onPodChange((change) => listener(change.key));
   }
 
-  waitForSync(timeoutMs: number): Promise<boolean> {
-    return this.#cache.waitForSync({ timeoutMs });
+  async waitForSync(timeoutMs: number): Promise<boolean> {
+    const pods = this.#kube.caches?.pods;
+    return pods ? await pods.waitForSync({ timeoutMs }) : false;
   }
 }
 
 /** A running hot-plug. */
 export interface RunningHotplug {
   reconciler: HotplugReconciler;
-  /** Stops the reconciler (passes running go on until their end) and the pod watch. */
+  /** Stops the reconciler (passes running go on until their end). */
   stop(): Promise<void>;
 }
 
@@ -78,6 +59,8 @@ export interface HotplugStartOptions {
   passTimeoutMs: number;
   log: Logger;
   env: Record<string, string | undefined>;
+  /** The daemon's clients and caches. */
+  kube: DaemonKube;
 }
 
 /**
@@ -86,21 +69,22 @@ export interface HotplugStartOptions {
  */
 export async function startHotplug(o: HotplugStartOptions): Promise<RunningHotplug> {
   const conf = hotplugNetConf(o.overlay, "multus-cni-network");
-  const client = await openKubeClient(conf, o.env);
-  if (!client) {
+  const access = await o.kube.access(conf, o.env);
+  if (!access) {
     throw new Error(
       'hotPlug needs the API server: set "kubeconfig" in the daemon configuration, or run ' +
         "the daemon in the cluster",
     );
   }
-  const pods = new WatchedPods(client, o.nodeName, o.log);
+  if (!o.kube.caches?.pods) throw new Error("hotPlug needs the daemon's cache of the node's pods");
+  const pods = new DaemonKubePods(o.kube);
   const depth = { of: () => 0 };
   const metrics = new HotplugMetrics(o.registry, () => depth.of());
   const reconciler = new HotplugReconciler({
     nodeName: o.nodeName,
     conf: (network) => hotplugNetConf(o.overlay, network),
     pods,
-    client,
+    openAccess: o.kube.access,
     limiter: o.limiter,
     queueWaitMs: o.queueWaitMs,
     passTimeoutMs: o.passTimeoutMs,
@@ -113,18 +97,17 @@ export async function startHotplug(o: HotplugStartOptions): Promise<RunningHotpl
     env: o.env,
   });
   depth.of = () => reconciler.queueDepth;
-  pods.start();
   // Not awaited: the first list may take long; pods are passed as they come.
   const started = reconciler.start();
   return {
     reconciler,
     async stop() {
+      let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         Promise.all([started, reconciler.stop()]),
-        new Promise((resolve) => setTimeout(resolve, 1000)),
+        new Promise((resolve) => timer = setTimeout(resolve, 1000)),
       ]);
-      await pods.stop();
-      client.close();
+      clearTimeout(timer);
     },
   };
 }

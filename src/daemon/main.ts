@@ -10,9 +10,11 @@ import { errorMessage } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
 import { DaemonConfigError, daemonHelp, loadDaemonConfig, parseDaemonArgs } from "./config.ts";
+import { DaemonKube } from "./daemon_kube.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
 import { InProcessCniHandler } from "./handler.ts";
+import { timedExec } from "./timed_exec.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
@@ -21,6 +23,9 @@ import type { RunningHotplug } from "./hotplug_start.ts";
 import { prepareSocketPath, SocketError } from "./socket.ts";
 
 const encoder = new TextEncoder();
+
+/** How long queued pod events may take to be posted at shutdown. */
+const EVENT_FLUSH_MS = 2000;
 
 /** A line of the daemon's own, whatever the level (start, stop, problems). */
 function say(level: "error" | "verbose", message: string): void {
@@ -80,7 +85,14 @@ export async function runDaemon(args: string[], version: string): Promise<number
   const fallbacks = new FallbackRecord(
     `${config.socketDir.replace(/\/+$/, "")}/${FALLBACK_RECORD_NAME}`,
   );
-  const metrics = new DaemonMetrics({ limiter, fallbacks });
+  const kube = new DaemonKube({
+    overlay: config.overlay,
+    nodeName: config.nodeName,
+    env: Deno.env.toObject(),
+    log: (level, message) =>
+      level === "warn" ? log.warn(`daemon: ${message}`) : log.debug(`daemon: ${message}`),
+  });
+  const metrics = new DaemonMetrics({ limiter, fallbacks, kube });
   const away = fallbacks.read().reduce((n, c) => n + c.count, 0);
   if (away > 0) {
     say(
@@ -122,11 +134,20 @@ export async function runDaemon(args: string[], version: string): Promise<number
     log,
     env: Deno.env.toObject(),
   });
+  await kube.start();
   let server: DaemonServer;
   try {
     server = await DaemonServer.start({
       socketPath: config.socketPath,
-      handler: new InProcessCniHandler(Deno.env.toObject()),
+      handler: new InProcessCniHandler(Deno.env.toObject(), {
+        openKubeClient: kube.access,
+        exec: timedExec((plugin, command, seconds, ok) =>
+          metrics.delegateDuration.observe(
+            { plugin, command, result: ok ? "success" : "error" },
+            seconds,
+          )
+        ),
+      }),
       overlay: config.overlay,
       limiter,
       queueWaitMs: config.queueTimeoutSeconds * 1000,
@@ -139,6 +160,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
       ? err.message
       : `Cannot serve ${config.socketPath}: ${errorMessage(err)}`;
     say("error", `daemon: ${message}`);
+    await kube.stop(0);
     await metricsServer?.close();
     return 1;
   }
@@ -156,6 +178,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
         passTimeoutMs: config.requestTimeoutSeconds * 1000,
         log,
         env: Deno.env.toObject(),
+        kube,
       });
       say("verbose", `daemon: hot-plug on for the pods of node ${config.nodeName}`);
     } catch (err) {
@@ -177,6 +200,8 @@ export async function runDaemon(args: string[], version: string): Promise<number
   const hotplugStopped = hotplug?.stop();
   const unfinished = await server.shutdown(config.shutdownGraceSeconds * 1000);
   await hotplugStopped;
+  const unsent = await kube.stop(EVENT_FLUSH_MS);
+  if (unsent > 0) say("error", `daemon: ${unsent} pod event(s) not posted at shutdown`);
   await metricsServer?.close();
   if (unfinished > 0) {
     say(

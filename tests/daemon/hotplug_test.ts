@@ -55,6 +55,7 @@ async function cluster(networks?: string): Promise<Cluster> {
     socketPath: join(socketDir, "multus.sock"),
     netconf: {
       kubeconfig: fx.kubeconfig,
+      clusterNetwork: fx.clusterNetworkFile,
       cniDir: fx.root.cniDir,
       binDir: fx.root.binDir,
       confDir: fx.root.confDir,
@@ -418,53 +419,94 @@ async function fileExists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-Deno.test("hot-plug: the runtime's DEL arriving while a hot-plug attaches waits for it, then releases everything", async () => {
-  const c = await cluster("blue");
-  let daemon: RunningDaemon | undefined;
-  try {
-    nad(c, "blue", 2);
-    nad(c, "green", 3, { type: "slow-macvlan" });
-    const gate = await slowMacvlan(c);
-    const add = await runtime(c, "ADD");
-    assert.equal(add.code, 0, add.stdout + add.stderr);
-    daemon = await startHotplugDaemon(c);
+/** The runtime's call through `multus-shim`, which hands it to the daemon. */
+async function viaShim(c: Cluster, command: "ADD" | "DEL") {
+  const thinConfig = join(c.root.dir, "thin.conf");
+  await Deno.writeTextFile(thinConfig, JSON.stringify(c.multusConf()));
+  const shim = join(c.root.binDir, "multus-shim");
+  await Deno.symlink(join(c.root.binDir, "multus"), shim).catch(() => {});
+  return await c.root.run({
+    command,
+    containerId: c.containerId,
+    netns: c.ns.path,
+    ifName: "eth0",
+    args:
+      `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=${c.containerId};K8S_POD_UID=${c.podUid}`,
+    config: {
+      cniVersion: "1.0.0",
+      name: "multus-cni-network",
+      type: "multus-shim",
+      daemonSocketDir: c.node.socketDir,
+      thinConfig,
+      logFile: c.root.logFile,
+    },
+  });
+}
 
-    await Deno.writeTextFile(join(gate, "hold"), "");
-    editNetworks(c, "blue,green");
-    await waitFor(c, "green's ADD started", () => fileExists(join(gate, "started-net2")), Boolean);
-    // The runtime deletes the pod while the hot-plug is in the middle of attaching green.
-    const del = runtime(c, "DEL");
-    let delEnded = false;
-    del.then(() => delEnded = true);
-    // The DEL waits for the sandbox's lock: it cannot have ended while green's ADD is held.
-    // Released once the DEL waits for the sandbox's lock (the kernel lists it as a waiter on
-    // the lock file), or once it ended, which it must not have while green's ADD is held.
-    const lockFile = await Deno.stat(join("/run/multus/locks", c.containerId)).catch(() =>
-      undefined
-    );
-    const waiting = async () =>
-      lockFile !== undefined &&
-      (await Deno.readTextFile("/proc/locks")).split("\n").some((line) =>
-        line.includes("->") && line.includes(`:${lockFile.ino} `)
+for (const via of ["the thin plugin", "the shim and the daemon"] as const) {
+  Deno.test(`hot-plug: the runtime's DEL (through ${via}) arriving while a hot-plug attaches waits for it, then releases everything`, async () => {
+    const c = await cluster("blue");
+    let daemon: RunningDaemon | undefined;
+    try {
+      nad(c, "blue", 2);
+      nad(c, "green", 3, { type: "slow-macvlan" });
+      const gate = await slowMacvlan(c);
+      const add = await runtime(c, "ADD");
+      assert.equal(add.code, 0, add.stdout + add.stderr);
+      daemon = await startHotplugDaemon(c);
+      const running = daemon;
+
+      await Deno.writeTextFile(join(gate, "hold"), "");
+      editNetworks(c, "blue,green");
+      await waitFor(
+        c,
+        "green's ADD started",
+        () => fileExists(join(gate, "started-net2")),
+        Boolean,
       );
-    await waitFor(
-      c,
-      "the DEL waiting for the sandbox or ended",
-      async () => delEnded || await waiting(),
-      Boolean,
-    );
-    assert.equal(delEnded, false, "the runtime's DEL ended while the hot-plug held the sandbox");
-    await Deno.remove(join(gate, "hold"));
-    const deleted = await del;
-    assert.equal(deleted.code, 0, deleted.stdout + deleted.stderr);
-    assert.deepEqual(await interfaces(c), [], "interfaces left in the pod's netns");
-    assert.deepEqual(await listFiles(c.root.cniDir), [], "files left in the cache dir");
-  } finally {
-    await finish(c, daemon);
-  }
-});
+      // The runtime deletes the pod while the hot-plug is in the middle of attaching green.
+      const del = via === "the thin plugin" ? runtime(c, "DEL") : viaShim(c, "DEL");
+      let delEnded = false;
+      del.then(() => delEnded = true);
+      // Released once the DEL waits for the sandbox (the kernel lists a process waiting for
+      // its lock file; the daemon counts a request waiting for the container's turn), or once
+      // it ended, which it must not have while green's ADD is held.
+      const lockFile = await Deno.stat(join("/run/multus/locks", c.containerId)).catch(() =>
+        undefined
+      );
+      const waiting = async () =>
+        lockFile !== undefined &&
+          (await Deno.readTextFile("/proc/locks")).split("\n").some((line) =>
+            line.includes("->") && line.includes(`:${lockFile.ino} `)
+          ) ||
+        metricValue(await running.metrics(), "multus_daemon_requests_waiting") > 0;
+      await waitFor(
+        c,
+        "the DEL waiting for the sandbox or ended",
+        async () => delEnded || await waiting(),
+        Boolean,
+      );
+      assert.equal(delEnded, false, "the runtime's DEL ended while the hot-plug held the sandbox");
+      await Deno.remove(join(gate, "hold"));
+      const deleted = await del;
+      assert.equal(deleted.code, 0, deleted.stdout + deleted.stderr);
+      if (via !== "the thin plugin") {
+        const m = await running.metrics();
+        assert.equal(
+          metricValue(m, 'multus_daemon_requests_total{command="DEL",result="success"}'),
+          1,
+          "the DEL ran in the daemon",
+        );
+      }
+      assert.deepEqual(await interfaces(c), [], "interfaces left in the pod's netns");
+      assert.deepEqual(await listFiles(c.root.cniDir), [], "files left in the cache dir");
+    } finally {
+      await finish(c, daemon);
+    }
+  });
+}
 
-Deno.test("hot-plug off (the default): the daemon does not watch pods and an edited annotation changes nothing", async () => {
+Deno.test("hot-plug off (the default): an edited annotation the daemon sees changes nothing", async () => {
   const c = await cluster("blue");
   let daemon: RunningDaemon | undefined;
   try {
@@ -472,23 +514,33 @@ Deno.test("hot-plug off (the default): the daemon does not watch pods and an edi
     nad(c, "green", 3);
     const add = await runtime(c, "ADD");
     assert.equal(add.code, 0, add.stdout + add.stderr);
-    c.api.clearRequests();
     daemon = await startDaemon(c.node, {}, { env: { MULTUS_NODE_NAME: NODE } });
+    const running = daemon;
+    const podEvents = (m: string) =>
+      metricValue(m, 'multus_daemon_cache_events_total{resource="pods"}');
+    const synced = await waitFor(
+      c,
+      "the daemon's pod cache listed",
+      () => running.metrics(),
+      (m) => metricValue(m, 'multus_daemon_cache_synced{resource="pods"}') === 1,
+    );
     const before = await interfaces(c);
     const statusBefore = statusNames(c);
 
     editNetworks(c, "green");
-    // The same node with hot-plug on acts on the same edit (the witness that the edit is
-    // one hot-plug acts on); the daemon without it must not have.
+    await waitFor(
+      c,
+      "the daemon saw the edit",
+      () => running.metrics(),
+      (m) => podEvents(m) > podEvents(synced),
+    );
+    // SIGTERM lets whatever the daemon started finish: a pass would have ended by now.
     await stopDaemon(daemon);
     daemon = undefined;
     assert.deepEqual(await interfaces(c), before);
     assert.deepEqual(statusNames(c), statusBefore);
-    assert.deepEqual(
-      c.api.requests().filter((r) => r.verb === "list" || r.verb === "watch").map((r) => r.path),
-      [],
-      "API lists or watches by a daemon without hot-plug",
-    );
+
+    // The witness: the same edit is one hot-plug acts on.
     daemon = await startHotplugDaemon(c);
     await waitFor(
       c,
