@@ -5,9 +5,7 @@
  * its watch cache of the node's pods; stops it.
  */
 
-import type { KubeClient } from "../k8s/client.ts";
-import { type Pod, POD_RESOURCE, trimPod } from "../k8s/types.ts";
-import { WatchCache } from "../k8s/watch_cache.ts";
+import type { Pod } from "../k8s/types.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ConfOverlay } from "../multus/config/conf_overlay.ts";
 import { hotplugNetConf } from "./hotplug_conf.ts";
