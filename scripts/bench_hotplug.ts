@@ -40,6 +40,7 @@ const node = {
   socketPath: join(socketDir, "multus.sock"),
   netconf: {
     kubeconfig: fx.kubeconfig,
+    clusterNetwork: fx.clusterNetworkFile,
     cniDir: fx.root.cniDir,
     binDir: fx.root.binDir,
     confDir: fx.root.confDir,
