@@ -43,6 +43,12 @@ import {
 } from "./device_info_files.ts";
 import { type CachedDelegate, type SandboxRecord, saveScratchCache } from "./scratch_cache.ts";
 
+/**
+ * Put before the element of a delegate whose rollback failed: it matches no element, so the
+ * next pass detaches it again.
+ */
+const ROLLBACK_MARK = "rollback:";
+
 /** A sandbox as its scratch cache describes it. */
 export interface Sandbox {
   containerId: string;
@@ -268,7 +274,7 @@ async function attachAll(
       const cause = explain(err, `Cannot attach network "${d.name}" as ${d.ifName} to ${who}`);
       const tried = planned.slice(0, planned.indexOf(d) + 1);
       const stuck = await rollBack(inv, tried, d);
-      const kept = stuck.map((s) => ({ ...s, selection: `rollback:${s.selection ?? ""}` }));
+      const kept = stuck.map((s) => ({ ...s, selection: `${ROLLBACK_MARK}${s.selection ?? ""}` }));
       await save([...current, ...kept]).catch((e) =>
         inv.log.error(`hot-plug: cannot restore the scratch cache: ${errorMessage(e)}`)
       );
@@ -424,7 +430,10 @@ function statusPlan(pod: Pod, delegates: CachedDelegate[], log?: Logger): Status
       attachedAs.has(`${e.name}\n${e.interface}`))
   );
   const listed = new Set(kept.map((e) => `${e.name}\n${e.interface ?? ""}`));
-  const missing = managed.filter((d) => !listed.has(`${d.name}\n${d.ifName}`));
+  // A delegate whose rollback failed is not attached as far as the pod should know.
+  const missing = managed.filter((d) =>
+    !d.selection!.startsWith(ROLLBACK_MARK) && !listed.has(`${d.name}\n${d.ifName}`)
+  );
   return { before, kept, missing };
 }
 
