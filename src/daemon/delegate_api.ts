@@ -10,7 +10,7 @@
  */
 
 import { CniError, CniErrorCode, toCniErrorJson } from "../cni/errors.ts";
-import { processExec } from "../cni/exec.ts";
+import type { Exec } from "../cni/exec.ts";
 import { parseNetworkConfig } from "../cni/network_config.ts";
 import {
   type CniCommand,
@@ -36,6 +36,8 @@ export interface DelegateApiOptions {
   queueWaitMs: number;
   log: Logger;
   env: Record<string, string | undefined>;
+  /** How delegates run (the daemon's: clean environment, chrootDir, timed). */
+  exec: Exec;
 }
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
@@ -140,7 +142,7 @@ export class DelegateApi {
       env: this.#o.env,
       log,
       kube: () => Promise.resolve(undefined),
-      exec: processExec,
+      exec: this.#o.exec,
     };
   }
 

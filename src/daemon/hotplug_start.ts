@@ -5,6 +5,7 @@
  * its watch cache of the node's pods; stops it.
  */
 
+import type { Exec } from "../cni/exec.ts";
 import type { Pod } from "../k8s/types.ts";
 import type { Logger } from "../log/logger.ts";
 import type { ConfOverlay } from "../multus/config/conf_overlay.ts";
@@ -59,6 +60,8 @@ export interface HotplugStartOptions {
   env: Record<string, string | undefined>;
   /** The daemon's clients and caches. */
   kube: DaemonKube;
+  /** How delegates run (the daemon's: clean environment, chrootDir, timed). */
+  exec: Exec;
 }
 
 /**
@@ -93,6 +96,7 @@ export async function startHotplug(o: HotplugStartOptions): Promise<RunningHotpl
     metrics,
     log: o.log,
     env: o.env,
+    exec: o.exec,
   });
   depth.of = () => reconciler.queueDepth;
   // Not awaited: the first list may take long; pods are passed as they come.

@@ -6,21 +6,31 @@
  * `shutdownGraceSeconds` to finish, the socket is removed, and the process exits 0.
  */
 
+import type { Exec } from "../cni/exec.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
-import { DaemonConfigError, daemonHelp, loadDaemonConfig, parseDaemonArgs } from "./config.ts";
+import {
+  type DaemonConfig,
+  DaemonConfigError,
+  daemonHelp,
+  loadDaemonConfig,
+  parseDaemonArgs,
+} from "./config.ts";
 import { DaemonKube } from "./daemon_kube.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
+import { daemonDelegateExec } from "./delegate_exec.ts";
 import { InProcessCniHandler } from "./handler.ts";
+import { stopLeftDelegates } from "./running_delegates.ts";
 import { timedExec } from "./timed_exec.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
 import { DelegateApi } from "./delegate_api.ts";
 import type { RunningHotplug } from "./hotplug_start.ts";
-import { prepareSocketPath, SocketError } from "./socket.ts";
+import { prepareSocketDir, prepareSocketPath, SocketError } from "./socket.ts";
+import { type StartLock, takeStartLock } from "./start_lock.ts";
 
 const encoder = new TextEncoder();
 
@@ -41,7 +51,8 @@ function writeErr(text: string): void {
  *
  * @param args The arguments after `daemon`.
  * @param version This build's version, for `--version`.
- * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line.
+ * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line,
+ *   4 after `--version` (Multus's `multus-daemon -version` exits 4).
  */
 export async function runDaemon(args: string[], version: string): Promise<number> {
   let config;
@@ -53,7 +64,9 @@ export async function runDaemon(args: string[], version: string): Promise<number
     }
     if (parsed.version) {
       Deno.stdout.writeSync(encoder.encode(`multus-daemon: version:${version}\n`));
-      return 0;
+      // Multus's multus-daemon exits 4 after printing its version; scripts ported from it
+      // see the same status.
+      return 4;
     }
     config = await loadDaemonConfig(parsed);
   } catch (err) {
@@ -77,6 +90,18 @@ export async function runDaemon(args: string[], version: string): Promise<number
     return 1;
   }
   keepServingOnStrayErrors();
+  let delegateExec: Exec;
+  try {
+    delegateExec = await daemonDelegateExec(
+      Deno.env.toObject(),
+      config.chrootDir,
+      config.socketDir,
+    );
+  } catch (err) {
+    if (!(err instanceof DaemonConfigError)) throw err;
+    say("error", `daemon: ${err.message}`);
+    return 1;
+  }
 
   const limiter = new RequestLimiter({
     maxParallel: config.maxParallelRequests,
@@ -102,7 +127,42 @@ export async function runDaemon(args: string[], version: string): Promise<number
   }
 
   // Another daemon on the socket is said first; then metrics, before the socket is served: a
-  // served socket says the daemon is ready, so nothing may stop the start after it.
+  // served socket says the daemon is ready, so nothing may stop the start after it. The lock
+  // comes before the socket is looked at: two daemons starting at once must not both replace
+  // a stale socket and serve.
+  let lock: StartLock;
+  try {
+    await prepareSocketDir(config.socketDir);
+    lock = await takeStartLock(config.socketDir);
+  } catch (err) {
+    say("error", `daemon: ${err instanceof SocketError ? err.message : errorMessage(err)}`);
+    return 1;
+  }
+  // Delegates a killed predecessor left running would attach pods its shims reported failed.
+  const left = await stopLeftDelegates(config.socketDir);
+  if (left > 0) {
+    say(
+      "error",
+      `warning: daemon: stopped ${left} delegate process(es) a previous daemon left running`,
+    );
+  }
+  try {
+    return await serveLocked(config, { limiter, metrics, kube, delegateExec });
+  } finally {
+    lock.release();
+  }
+}
+
+/** The daemon's life once it holds the socket directory's lock. */
+async function serveLocked(
+  config: DaemonConfig,
+  { limiter, metrics, kube, delegateExec }: {
+    limiter: RequestLimiter;
+    metrics: DaemonMetrics;
+    kube: DaemonKube;
+    delegateExec: Exec;
+  },
+): Promise<number> {
   try {
     await prepareSocketPath(config.socketPath);
   } catch (err) {
@@ -127,12 +187,22 @@ export async function runDaemon(args: string[], version: string): Promise<number
     }
   }
 
+  // Every delegate the daemon runs (CNI requests, hot-plug, /delegate) runs through it.
+  const exec = timedExec(
+    (plugin, command, seconds, ok) =>
+      metrics.delegateDuration.observe(
+        { plugin, command, result: ok ? "success" : "error" },
+        seconds,
+      ),
+    delegateExec,
+  );
   const delegateApi = new DelegateApi({
     overlay: config.overlay,
     limiter,
     queueWaitMs: config.queueTimeoutSeconds * 1000,
     log,
     env: Deno.env.toObject(),
+    exec,
   });
   await kube.start();
   let server: DaemonServer;
@@ -141,12 +211,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
       socketPath: config.socketPath,
       handler: new InProcessCniHandler(Deno.env.toObject(), {
         openKubeClient: kube.access,
-        exec: timedExec((plugin, command, seconds, ok) =>
-          metrics.delegateDuration.observe(
-            { plugin, command, result: ok ? "success" : "error" },
-            seconds,
-          )
-        ),
+        exec,
       }),
       overlay: config.overlay,
       limiter,
@@ -179,6 +244,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
         log,
         env: Deno.env.toObject(),
         kube,
+        exec,
       });
       say("verbose", `daemon: hot-plug on for the pods of node ${config.nodeName}`);
     } catch (err) {
@@ -207,7 +273,8 @@ export async function runDaemon(args: string[], version: string): Promise<number
     say(
       "error",
       `daemon: ${unfinished} request(s) still running after ${config.shutdownGraceSeconds} s ` +
-        "are abandoned; their shims see no answer (ADD: code 11, others: run by the shim)",
+        "are abandoned: their shims stop the delegates left running, release what an ADD " +
+        "attached and report code 11, and run other commands themselves",
     );
   }
   say("verbose", "daemon: stopped");
