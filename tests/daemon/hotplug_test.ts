@@ -386,8 +386,13 @@ Deno.test("hot-plug: a changed element (same network, other interface name) is d
       (seen) => seen.join() === ["cluster-bridge@eth0", "default/blue@data0"].join(),
     );
     assert.deepEqual(await cachedInterfaces(c), ["eth0", "data0"]);
-    assert.ok(events(c, "RemovedInterface").some((m) => m.includes("net1")));
-    assert.ok(events(c, "AddedInterface").some((m) => m.includes("data0")));
+    // The events are posted after the status write.
+    await waitFor(c, "a RemovedInterface event for net1", () => events(c, "RemovedInterface"), (
+      seen,
+    ) => seen.some((m) => m.includes("net1")));
+    await waitFor(c, "an AddedInterface event for data0", () => events(c, "AddedInterface"), (
+      seen,
+    ) => seen.some((m) => m.includes("data0")));
   } finally {
     await finish(c, daemon);
   }
