@@ -77,7 +77,15 @@ export async function startHotplug(o: HotplugStartOptions): Promise<RunningHotpl
         "the daemon in the cluster",
     );
   }
-  if (!o.kube.caches?.pods) throw new Error("hotPlug needs the daemon's cache of the node's pods");
+  if (!o.kube.caches?.pods) {
+    // The daemon's caches watch the API server of its own configuration, which must read as
+    // a multus configuration (it names the cluster network) and give a node name.
+    throw new Error(
+      "hotPlug needs the daemon's cache of the node's pods, which it has only when the daemon " +
+        'configuration is a usable multus configuration (with "clusterNetwork" or "delegates") ' +
+        "naming its API server, and a node name is given",
+    );
+  }
   const pods = new DaemonKubePods(o.kube);
   const depth = { of: () => 0 };
   const metrics = new HotplugMetrics(o.registry, () => depth.of());
