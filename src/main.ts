@@ -81,10 +81,13 @@ async function runCni(): Promise<number> {
     stdin.catch(() => {});
   }
   const text = await stdin.catch(() => undefined);
-  if (text !== undefined && isShimConfig(text)) {
-    return await (await import("./shim/main.ts")).runShim(Deno.env.toObject(), text);
-  }
-  return await (await import("./plugin/main.ts")).runPlugin(() => stdin);
+  const code = text !== undefined && isShimConfig(text)
+    ? await (await import("./shim/main.ts")).runShim(Deno.env.toObject(), text)
+    : await (await import("./plugin/main.ts")).runPlugin(() => stdin);
+  // A rotation during this request may still be compressing the backup it made: exiting now
+  // would leave it half done (loaded already by the plugin and the shim).
+  await (await import("./log/logger.ts")).log.settled();
+  return code;
 }
 
 async function main(): Promise<number> {

@@ -6,7 +6,7 @@
 import { basename, join } from "../util/path.ts";
 import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniRequest } from "./request.ts";
-import { log as rootLog, type Logger } from "../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 import { errorMessage } from "../util/errors.ts";
 
 /** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
@@ -30,8 +30,8 @@ export interface Exec {
 
 /** Options of {@linkcode execPlugin}. */
 export interface ExecOptions {
-  /** Where the plugin's stderr and retries are logged (default: the root logger). */
-  log?: Logger;
+  /** Where the plugin's stderr and retries are logged: the request's logger. */
+  log: Logger;
   /** Kill the plugin (SIGKILL) after this many milliseconds. */
   timeoutMs: number;
   /**
@@ -172,7 +172,7 @@ async function runPlugin(
   launch: PluginLaunch,
 ): Promise<unknown> {
   const type = basename(pluginPath);
-  const child = await spawnWithRetry(pluginPath, env, options.log ?? rootLog, launch);
+  const child = await spawnWithRetry(pluginPath, env, options.log, launch);
   const untrack = launch.track?.(child.pid, env);
   let run: CollectedRun;
   try {
@@ -183,7 +183,7 @@ async function runPlugin(
   const stdout = new TextDecoder().decode(run.stdout);
   const stderr = new TextDecoder().decode(run.stderr);
 
-  const log = options.log ?? rootLog;
+  const log = options.log;
   if (stderr.trim() !== "" && log.enabled("debug")) {
     log.debug(`plugin "${type}" (${env.command}) stderr: ${stderr.trimEnd()}`);
   }

@@ -8,6 +8,10 @@ import {
   processExecWith,
 } from "./exec.ts";
 import { DelegateError } from "./errors.ts";
+import { Logger } from "../log/logger.ts";
+
+/** A quiet logger (level panic), as a request's would be by default. */
+const log = new Logger();
 
 async function writePlugin(dir: string, name: string, body: string): Promise<string> {
   const path = join(dir, name);
@@ -105,7 +109,7 @@ Deno.test("execPlugin() passes the CNI environment and stdin byte for byte", asy
     Deno.env.set("CNI_IFNAME", "inherited-loses");
     try {
       const stdin = '{"z":1,"a":12345678901234567890, "name" : "x"}\n\t';
-      const out = await execPlugin(plugin, stdin, ENV, { timeoutMs: 5000 });
+      const out = await execPlugin(plugin, stdin, ENV, { log, timeoutMs: 5000 });
       assert.deepEqual(out, { cniVersion: "1.0.0" });
       assert.equal(await Deno.readTextFile(join(dir, "stdin")), stdin);
       const env = Object.fromEntries(
@@ -145,7 +149,7 @@ Deno.test("execPlugin() sets every CNI variable even when empty", async () => {
       args: [],
       path: [],
     };
-    assert.equal(await execPlugin(plugin, "{}", env, { timeoutMs: 5000 }), undefined);
+    assert.equal(await execPlugin(plugin, "{}", env, { log, timeoutMs: 5000 }), undefined);
     assert.equal(
       await Deno.readTextFile(join(dir, "env")),
       "CNI_COMMAND=[STATUS]\nCNI_CONTAINERID=[]\nCNI_NETNS=[]\nCNI_IFNAME=[]\nCNI_ARGS=[]\n" +
@@ -157,7 +161,7 @@ Deno.test("execPlugin() sets every CNI variable even when empty", async () => {
 Deno.test("execPlugin() returns undefined for whitespace output", async () => {
   await withTempDir(async (dir) => {
     const plugin = await writePlugin(dir, "fake", `printf ' \\n\\t\\n'`);
-    assert.equal(await execPlugin(plugin, "{}", ENV, { timeoutMs: 5000 }), undefined);
+    assert.equal(await execPlugin(plugin, "{}", ENV, { log, timeoutMs: 5000 }), undefined);
   });
 });
 
@@ -169,7 +173,7 @@ Deno.test("execPlugin() maps a CNI error on stdout to its code and message", asy
       `echo '{"cniVersion":"1.0.0","code":11,"msg":"busy","details":"try later"}'; ` +
         `echo noise >&2; exit 1`,
     );
-    let err = await rejected(execPlugin(withDetails, "{}", ENV, { timeoutMs: 5000 }));
+    let err = await rejected(execPlugin(withDetails, "{}", ENV, { log, timeoutMs: 5000 }));
     assert.equal(err.code, 11);
     assert.equal(err.message, "busy; try later");
     assert.equal(err.pluginType, "a");
@@ -181,12 +185,13 @@ Deno.test("execPlugin() maps a CNI error on stdout to its code and message", asy
       "b",
       `printf '{\\n    "code": 7,\\n    "msg": "missing network name"\\n}'; exit 1`,
     );
-    err = await rejected(execPlugin(skel, "{}", ENV, { timeoutMs: 5000 }));
+    err = await rejected(execPlugin(skel, "{}", ENV, { log, timeoutMs: 5000 }));
     assert.equal(err.code, 7);
     assert.equal(err.message, "missing network name");
 
     const status = await writePlugin(dir, "c", `echo '{"code":50,"msg":"not ready"}'; exit 1`);
     err = await rejected(execPlugin(status, "{}", { ...ENV, command: "STATUS" }, {
+      log,
       timeoutMs: 5000,
     }));
     assert.equal(err.code, 50);
@@ -197,19 +202,19 @@ Deno.test("execPlugin() maps a CNI error on stdout to its code and message", asy
 Deno.test("execPlugin() maps failures without an error object as libcni does", async () => {
   await withTempDir(async (dir) => {
     const stderrOnly = await writePlugin(dir, "a", `echo '  it broke  ' >&2; exit 3`);
-    let err = await rejected(execPlugin(stderrOnly, "{}", ENV, { timeoutMs: 5000 }));
+    let err = await rejected(execPlugin(stderrOnly, "{}", ENV, { log, timeoutMs: 5000 }));
     assert.equal(err.message, 'netplugin failed: "it broke"');
     assert.equal(err.code, 999);
 
     const garbage = await writePlugin(dir, "b", `echo 'oops not json'; exit 1`);
-    err = await rejected(execPlugin(garbage, "{}", ENV, { timeoutMs: 5000 }));
+    err = await rejected(execPlugin(garbage, "{}", ENV, { log, timeoutMs: 5000 }));
     assert.equal(
       err.message,
       'netplugin failed but error parsing its diagnostic message "oops not json"',
     );
 
     const silent = await writePlugin(dir, "c", `exit 42`);
-    err = await rejected(execPlugin(silent, "{}", ENV, { timeoutMs: 5000 }));
+    err = await rejected(execPlugin(silent, "{}", ENV, { log, timeoutMs: 5000 }));
     assert.equal(err.message, "netplugin failed with no error message: exit status 42");
   });
 });
@@ -217,7 +222,7 @@ Deno.test("execPlugin() maps failures without an error object as libcni does", a
 Deno.test("execPlugin() rejects a successful run whose output is not JSON", async () => {
   await withTempDir(async (dir) => {
     const plugin = await writePlugin(dir, "weird", `echo 'hello world'`);
-    const err = await rejected(execPlugin(plugin, "{}", ENV, { timeoutMs: 5000 }));
+    const err = await rejected(execPlugin(plugin, "{}", ENV, { log, timeoutMs: 5000 }));
     assert.equal(err.code, 6);
     assert.match(err.message, /^plugin "weird" succeeded but printed output that is not JSON/);
   });
@@ -231,7 +236,7 @@ Deno.test("execPlugin() kills a plugin that runs past its timeout, children incl
       `echo $$ > "${dir}/pid"; sleep 60 & echo $! > "${dir}/child"; wait`,
     );
     const started = Date.now();
-    const err = await rejected(execPlugin(plugin, "{}", ENV, { timeoutMs: 500 }));
+    const err = await rejected(execPlugin(plugin, "{}", ENV, { log, timeoutMs: 500 }));
     assert.ok(Date.now() - started < 5000);
     assert.equal(err.code, 11);
     assert.equal(err.message, 'plugin "slow" did not finish within 0.5s and was killed');
@@ -249,7 +254,7 @@ Deno.test("execPlugin() kills a plugin that runs past its timeout, children incl
 Deno.test("execPlugin() rejects output that is too large", async () => {
   await withTempDir(async (dir) => {
     const plugin = await writePlugin(dir, "chatty", `head -c ${MAX_PLUGIN_OUTPUT + 10} /dev/zero`);
-    const err = await rejected(execPlugin(plugin, "{}", ENV, { timeoutMs: 10000 }));
+    const err = await rejected(execPlugin(plugin, "{}", ENV, { log, timeoutMs: 10000 }));
     assert.match(err.message, /output too large$/);
   });
 });
@@ -258,7 +263,7 @@ Deno.test("execPlugin() copes with a plugin that ignores a large stdin", async (
   await withTempDir(async (dir) => {
     const plugin = await writePlugin(dir, "deaf", `echo '{}'`);
     const stdin = JSON.stringify({ big: "x".repeat(1024 * 1024) });
-    assert.deepEqual(await execPlugin(plugin, stdin, ENV, { timeoutMs: 5000 }), {});
+    assert.deepEqual(await execPlugin(plugin, stdin, ENV, { log, timeoutMs: 5000 }), {});
   });
 });
 
@@ -269,7 +274,7 @@ Deno.test("execPlugin() retries a plugin that is busy being written", async () =
     await file.write(new TextEncoder().encode("#!/bin/sh\necho '{\"ok\":true}'\n"));
     const closer = setTimeout(() => file.close(), 300);
     try {
-      assert.deepEqual(await execPlugin(path, "{}", ENV, { timeoutMs: 5000 }), { ok: true });
+      assert.deepEqual(await execPlugin(path, "{}", ENV, { log, timeoutMs: 5000 }), { ok: true });
     } finally {
       clearTimeout(closer);
       try {
@@ -283,7 +288,7 @@ Deno.test("execPlugin() reports a plugin that cannot be run", async () => {
   await withTempDir(async (dir) => {
     const path = join(dir, "noexec");
     await Deno.writeTextFile(path, "#!/bin/sh\n", { mode: 0o644 });
-    const err = await rejected(execPlugin(path, "{}", ENV, { timeoutMs: 5000 }));
+    const err = await rejected(execPlugin(path, "{}", ENV, { log, timeoutMs: 5000 }));
     assert.match(err.message, /^cannot run plugin "noexec"/);
   });
 });
@@ -307,7 +312,7 @@ Deno.test("execPlugin() uses the result of a plugin whose background child holds
       `echo '{"cniVersion":"1.0.0","ips":[]}'; sleep 300 & echo $! > "${dir}/holder"`,
     );
     try {
-      const out = await execPlugin(plugin, "{}", ENV, { timeoutMs: 60_000 });
+      const out = await execPlugin(plugin, "{}", ENV, { log, timeoutMs: 60_000 });
       assert.deepEqual(out, { cniVersion: "1.0.0", ips: [] });
       assert.ok(alive(Number(await Deno.readTextFile(join(dir, "holder")))), "not killed");
     } finally {
@@ -324,7 +329,7 @@ Deno.test("execPlugin() names the process holding stdout when the output read is
       `printf '{"cniVersion":"1.0.0",'; sleep 300 & echo $! > "${dir}/holder"`,
     );
     try {
-      const err = await rejected(execPlugin(plugin, "{}", ENV, { timeoutMs: 60_000 }));
+      const err = await rejected(execPlugin(plugin, "{}", ENV, { log, timeoutMs: 60_000 }));
       const holder = Number(await Deno.readTextFile(join(dir, "holder")));
       assert.equal(err.code, 5);
       assert.equal(
@@ -348,7 +353,7 @@ Deno.test("execPlugin() does not wait for a child that holds stdin it never read
     );
     const stdin = JSON.stringify({ big: "x".repeat(1024 * 1024) });
     try {
-      assert.deepEqual(await execPlugin(plugin, stdin, ENV, { timeoutMs: 60_000 }), {});
+      assert.deepEqual(await execPlugin(plugin, stdin, ENV, { log, timeoutMs: 60_000 }), {});
     } finally {
       await killRecorded(join(dir, "holder"));
     }
@@ -382,7 +387,7 @@ Deno.test("processExecWith() runs the plugin under its wrapper with only the bas
         baseEnv: { PATH: "/usr/bin:/bin" },
         wrapper: ["/usr/bin/env", "WRAPPED=yes"],
       });
-      await exec.execPlugin(plugin, '{"a":1}', ENV, { timeoutMs: 10_000 });
+      await exec.execPlugin(plugin, '{"a":1}', ENV, { log, timeoutMs: 10_000 });
     } finally {
       Deno.env.delete("EXEC_TEST_DAEMON_SECRET");
     }

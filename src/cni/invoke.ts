@@ -18,7 +18,7 @@ import {
   writeCachedResult,
 } from "./result_cache.ts";
 import { versionAtLeast } from "./version.ts";
-import { log as rootLog, type Logger } from "../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 import { errorMessage } from "../util/errors.ts";
 
 /** The per-attachment runtime parameters. */
@@ -39,8 +39,8 @@ export interface RuntimeConf {
   timeoutMs: number;
   /** How plugins are found and run (default: as child processes). */
   exec?: Exec;
-  /** The request's logger (default: the root logger). */
-  log?: Logger;
+  /** The request's logger: plugin runs and result-cache problems are logged with its fields. */
+  log: Logger;
 }
 
 /** An attachment the runtime still considers valid (GC). */
@@ -298,7 +298,7 @@ async function cachedPrevResult(
   const key = { networkName: net.name, containerId: rt.containerId, ifName: rt.ifName };
   let entry;
   try {
-    entry = await readCachedResult(rt.cacheDir, key);
+    entry = await readCachedResult(rt.cacheDir, key, rt.log);
   } catch (err) {
     // An invalid key cannot name a cache file: CHECK fails, DEL goes on without prevResult.
     if (options.strict) throw err;
@@ -481,6 +481,6 @@ function execOf(rt: { exec?: Exec }): Exec {
   return rt.exec ?? processExec;
 }
 
-function logOf(rt: { log?: Logger }): Logger {
-  return rt.log ?? rootLog;
+function logOf(rt: { log: Logger }): Logger {
+  return rt.log;
 }

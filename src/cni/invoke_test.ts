@@ -9,6 +9,7 @@ import {
   statusNetwork,
 } from "./invoke.ts";
 import { CniError, DelegateError, StorageError } from "./errors.ts";
+import { Logger } from "../log/logger.ts";
 import { type NetworkConfig, parseNetworkConfig } from "./network_config.ts";
 import { rawValueAt, setTopLevelKeys } from "./raw_json.ts";
 import { parseResult, resultToJson } from "./result.ts";
@@ -21,6 +22,9 @@ interface Call {
   stdin: string;
   env: Record<string, string>;
 }
+
+/** A quiet logger (level panic), as a request's is by default. */
+const log = new Logger();
 
 /**
  * A temp dir with fake plugins (bash scripts) that record every run (stdin, CNI env) and
@@ -118,6 +122,7 @@ exit 0
       path: [this.bin],
       cacheDir: this.cache,
       timeoutMs: 10_000,
+      log,
       ...overrides,
     };
   }
@@ -385,7 +390,7 @@ Deno.test("delNetwork() runs in reverse order with the cached result (0.4.0+) an
     assert.deepEqual(JSON.parse(calls[1].stdin).runtimeConfig, {
       portMappings: CAPABILITY_ARGS.portMappings,
     });
-    assert.equal(await readCachedResult(fake.cache, { ...rt, networkName: "net" }), undefined);
+    assert.equal(await readCachedResult(fake.cache, { ...rt, networkName: "net" }, log), undefined);
 
     // A second DEL: no cache, no prevResult, still success.
     await fake.resetCalls();
@@ -429,7 +434,7 @@ Deno.test("delNetwork() below 0.4.0 sends no prevResult but removes the cache", 
     const calls = await fake.calls();
     assert.deepEqual(calls.map((c) => c.plugin), ["p3", "p2", "p1"]);
     for (const call of calls) assert.equal(rawValueAt(call.stdin, ["prevResult"]), undefined);
-    assert.equal(await readCachedResult(fake.cache, { ...rt, networkName: "net" }), undefined);
+    assert.equal(await readCachedResult(fake.cache, { ...rt, networkName: "net" }, log), undefined);
   });
 });
 
@@ -448,7 +453,10 @@ Deno.test("delNetwork() continues past failing plugins and reports them all", as
     assert.equal(err.message, 'plugin type="p2" name="net" failed (delete): locked');
     assert.deepEqual((await fake.calls()).map((c) => c.plugin), ["p3", "p2", "p1"]);
     // Not fully deleted: the cache entry stays for the next DEL.
-    assert.notEqual(await readCachedResult(fake.cache, { ...rt, networkName: "net" }), undefined);
+    assert.notEqual(
+      await readCachedResult(fake.cache, { ...rt, networkName: "net" }, log),
+      undefined,
+    );
 
     await fake.control("p3", "DEL", { err: "p3 exploded", rc: 2 });
     err = await rejects(delNetwork(net, rt), DelegateError);
@@ -611,10 +619,20 @@ Deno.test("gcNetwork() deletes stale cached attachments and sends GC (1.1.0)", a
     );
 
     const key = { ifName: "eth0", networkName: "net" };
-    assert.equal(await readCachedResult(fake.cache, { ...key, containerId: "stale" }), undefined);
-    assert.notEqual(await readCachedResult(fake.cache, { ...key, containerId: "keep" }), undefined);
+    assert.equal(
+      await readCachedResult(fake.cache, { ...key, containerId: "stale" }, log),
+      undefined,
+    );
     assert.notEqual(
-      await readCachedResult(fake.cache, { ...key, containerId: "other", networkName: "othernet" }),
+      await readCachedResult(fake.cache, { ...key, containerId: "keep" }, log),
+      undefined,
+    );
+    assert.notEqual(
+      await readCachedResult(
+        fake.cache,
+        { ...key, containerId: "other", networkName: "othernet" },
+        log,
+      ),
       undefined,
     );
   });
@@ -698,6 +716,7 @@ Deno.test({
         path: ["/usr/lib/cni"],
         cacheDir: join(root, "cache"),
         timeoutMs: 30_000,
+        log,
       };
       const res = await addNetwork(net, rt);
       const json = JSON.parse(resultToJson(res));
@@ -713,7 +732,7 @@ Deno.test({
 
       await delNetwork(net, rt);
       assert.equal(
-        await readCachedResult(rt.cacheDir, { ...rt, networkName: "realnet" }),
+        await readCachedResult(rt.cacheDir, { ...rt, networkName: "realnet" }, log),
         undefined,
       );
       const after = await sh("ip", "-n", nsName, "-j", "link", "show");

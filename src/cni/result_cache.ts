@@ -8,7 +8,7 @@ import { join } from "../util/path.ts";
 import { StorageError } from "./errors.ts";
 import { validateContainerId, validateIfName, validateNetworkName } from "./request.ts";
 import { removeStaleTempFiles, writeFileAtomic } from "../util/atomic_write.ts";
-import { log } from "../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 import { errorMessage, isObject } from "../util/errors.ts";
 
 /** One cached attachment. */
@@ -60,10 +60,14 @@ export async function writeCachedResult(cacheDir: string, entry: CachedAttachmen
   }
 }
 
-/** Reads a cache entry; undefined when absent or unreadable (legacy bare results accepted). */
+/**
+ * Reads a cache entry; undefined when absent or unreadable (legacy bare results accepted),
+ * which is said on `log` (the request's logger).
+ */
 export async function readCachedResult(
   cacheDir: string,
   key: Pick<CachedAttachment, "networkName" | "containerId" | "ifName">,
+  log: Logger,
 ): Promise<CachedAttachment | undefined> {
   const path = resultCachePath(cacheDir, key);
   let text: string;

@@ -9,6 +9,9 @@ import {
   writeCachedResult,
 } from "./result_cache.ts";
 import { CniError } from "./errors.ts";
+import { Logger } from "../log/logger.ts";
+
+const log = new Logger();
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "result_cache_test_" });
@@ -102,25 +105,25 @@ Deno.test("writeCachedResult() escapes HTML characters as Go does", async () => 
     await writeCachedResult(dir, { ...ENTRY, config: "<&>", cniArgs: [["A", "<b>&"]] });
     const text = await Deno.readTextFile(join(dir, "results", "dbnet-ctr1-eth0"));
     assert.match(text, /"cniArgs":\[\["A","\\u003cb\\u003e\\u0026"\]\]/);
-    const read = await readCachedResult(dir, ENTRY);
+    const read = await readCachedResult(dir, ENTRY, log);
     assert.equal(read?.config, "<&>");
     assert.deepEqual(read?.cniArgs, [["A", "<b>&"]]);
   });
 });
 
-Deno.test("readCachedResult() reads back what was written", async () => {
+Deno.test("readCachedResult(, log) reads back what was written", async () => {
   await withTempDir(async (dir) => {
     await writeCachedResult(dir, ENTRY);
-    assert.deepEqual(await readCachedResult(dir, ENTRY), ENTRY);
+    assert.deepEqual(await readCachedResult(dir, ENTRY, log), ENTRY);
   });
 });
 
-Deno.test("readCachedResult() accepts a legacy bare result", async () => {
+Deno.test("readCachedResult(, log) accepts a legacy bare result", async () => {
   await withTempDir(async (dir) => {
     await Deno.mkdir(join(dir, "results"));
     const result = { cniVersion: "0.3.1", ips: [{ version: "4", address: "10.0.0.2/24" }] };
     await Deno.writeTextFile(join(dir, "results", "dbnet-ctr1-eth0"), JSON.stringify(result));
-    assert.deepEqual(await readCachedResult(dir, ENTRY), {
+    assert.deepEqual(await readCachedResult(dir, ENTRY, log), {
       containerId: "ctr1",
       ifName: "eth0",
       networkName: "dbnet",
@@ -130,14 +133,14 @@ Deno.test("readCachedResult() accepts a legacy bare result", async () => {
   });
 });
 
-Deno.test("readCachedResult() returns undefined for absent or unreadable files", async () => {
+Deno.test("readCachedResult(, log) returns undefined for absent or unreadable files", async () => {
   await withTempDir(async (dir) => {
-    assert.equal(await readCachedResult(dir, ENTRY), undefined);
+    assert.equal(await readCachedResult(dir, ENTRY, log), undefined);
     await Deno.mkdir(join(dir, "results"));
     const path = join(dir, "results", "dbnet-ctr1-eth0");
     for (const text of ["{not json", "[1,2]", '{"kind":"cniCacheV1","config":5}']) {
       await Deno.writeTextFile(path, text);
-      assert.equal(await readCachedResult(dir, ENTRY), undefined, text);
+      assert.equal(await readCachedResult(dir, ENTRY, log), undefined, text);
     }
   });
 });
@@ -146,7 +149,7 @@ Deno.test("removeCachedResult() removes the entry and accepts an absent one", as
   await withTempDir(async (dir) => {
     await writeCachedResult(dir, ENTRY);
     await removeCachedResult(dir, ENTRY);
-    assert.equal(await readCachedResult(dir, ENTRY), undefined);
+    assert.equal(await readCachedResult(dir, ENTRY, log), undefined);
     await removeCachedResult(dir, ENTRY);
   });
 });

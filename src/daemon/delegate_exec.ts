@@ -13,8 +13,8 @@
 
 import { type Exec, type PluginEnv, processExecWith } from "../cni/exec.ts";
 import { errorMessage } from "../util/errors.ts";
-import { DaemonConfigError } from "./config.ts";
-import { recordDelegate } from "./running_delegates.ts";
+import { DaemonConfigError } from "../multus/config/daemon_config.ts";
+import { recordDelegate } from "../multus/run/running_delegates.ts";
 
 /** PATH for delegates when the daemon has none; also where `chroot` is looked for. */
 export const DEFAULT_DELEGATE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -16,13 +16,13 @@ import {
   daemonHelp,
   loadDaemonConfig,
   parseDaemonArgs,
-} from "./config.ts";
+} from "../multus/config/daemon_config.ts";
 import { DaemonKube } from "./daemon_kube.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
 import { daemonDelegateExec } from "./delegate_exec.ts";
 import { InProcessCniHandler } from "./handler.ts";
-import { stopLeftDelegates } from "./running_delegates.ts";
+import { stopLeftDelegates } from "../multus/run/running_delegates.ts";
 import { timedExec } from "./timed_exec.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";

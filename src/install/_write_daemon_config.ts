@@ -30,7 +30,9 @@ export async function writeDaemonConfig(run: InstallRun): Promise<void> {
   }
   // Loaded only when asked: the daemon's config checker brings zod, which every installer
   // start would pay for otherwise.
-  const { DaemonConfigError, parseDaemonConfig } = await import("../daemon/config.ts");
+  const { DaemonConfigError, parseDaemonConfig } = await import(
+    "../multus/config/daemon_config.ts"
+  );
   let socketDir: string;
   try {
     socketDir = parseDaemonConfig(text, { file: source, nodeName: "" }).socketDir;

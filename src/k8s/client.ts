@@ -11,7 +11,7 @@
  */
 
 import { ErrorCode } from "../util/errors.ts";
-import { log } from "../log/logger.ts";
+import { log as rootLog, type Logger } from "../log/logger.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
 import {
@@ -44,6 +44,11 @@ export interface KubeClientOptions {
   maxRetries?: number;
   /** `User-Agent` header (default `multus-cni-ts`). */
   userAgent?: string;
+  /**
+   * Where retries and fallbacks are logged: the request's logger for a client of one request
+   * (default: the root logger, for a client shared by requests).
+   */
+  log?: Logger;
 }
 
 /** An event to post about a pod with {@linkcode KubeClient.createEvent}. */
@@ -248,6 +253,7 @@ export class KubeClient {
   #totalTimeoutMs: number;
   #maxRetries: number;
   #userAgent: string;
+  #log: Logger;
   #transport: Promise<Transport> | undefined;
   #requests = 0;
   #closed = false;
@@ -258,6 +264,7 @@ export class KubeClient {
     this.#totalTimeoutMs = options.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS;
     this.#maxRetries = options.maxRetries ?? DEFAULT_MAX_RETRIES;
     this.#userAgent = options.userAgent ?? "multus-cni-ts";
+    this.#log = options.log ?? rootLog;
   }
 
   /** HTTP requests sent so far, retries included. */
@@ -353,7 +360,7 @@ export class KubeClient {
       });
     } catch (err) {
       if (!(err instanceof K8sApiError) || err.status !== 403) throw err;
-      log.verbose(
+      this.#log.verbose(
         `patching pod "${namespace}/${name}" status is forbidden; updating it instead (grant "patch" on pods/status to save a request)`,
       );
     }
@@ -515,7 +522,7 @@ export class KubeClient {
             : this.#connectionFailure(err),
         );
       }
-      log.debug(
+      this.#log.debug(
         `API GET ${call.path} answered ${stream.status} in ${
           Math.round(performance.now() - started)
         } ms`,
@@ -610,7 +617,7 @@ export class KubeClient {
           throw err;
         }
       }
-      log.verbose(`pod "${namespace}/${name}" changed meanwhile; reading it again`);
+      this.#log.verbose(`pod "${namespace}/${name}" changed meanwhile; reading it again`);
       await sleep(UPDATE_CONFLICT_PAUSE_MS + Math.random() * UPDATE_CONFLICT_PAUSE_MS * 0.1);
       const fresh = await this.getPod(namespace, name);
       if (pod.metadata.uid && fresh.metadata.uid && fresh.metadata.uid !== pod.metadata.uid) {
@@ -644,7 +651,7 @@ export class KubeClient {
       if (failure.reason === "Timeout" && remaining - waitMs < this.#requestTimeoutMs) {
         throw fail();
       }
-      log.verbose(
+      this.#log.verbose(
         `API ${call.method} ${call.path}: ${failure.what}; retrying in ${Math.round(waitMs)} ms`,
       );
       await sleep(waitMs, call.signal);
@@ -716,13 +723,13 @@ export class KubeClient {
       const failure = controller.signal.aborted
         ? this.#timeoutFailure(timeoutMs)
         : this.#connectionFailure(err);
-      log.debug(`API ${call.method} ${call.path}: ${failure.what}`);
+      this.#log.debug(`API ${call.method} ${call.path}: ${failure.what}`);
       return failure;
     } finally {
       clearTimeout(timer);
       call.signal?.removeEventListener("abort", onAbort);
     }
-    log.debug(
+    this.#log.debug(
       `API ${call.method} ${call.path} answered ${response.status} in ${
         Math.round(performance.now() - sentAt)
       } ms`,

@@ -67,7 +67,11 @@ export async function podDeviceAllocation(
   }
   const socket = options.podResourcesSocket ?? DEFAULT_POD_RESOURCES_SOCKET;
   try {
-    const found = await fetchPodResources(pod, { socket, timeoutMs: options.timeoutMs });
+    const found = await fetchPodResources(pod, {
+      socket,
+      timeoutMs: options.timeoutMs,
+      log: options.log,
+    });
     return {
       source: found.method === "Get" ? "PodResources Get" : "PodResources List",
       podKnown: found.pod !== undefined,

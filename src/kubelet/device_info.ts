@@ -13,7 +13,7 @@
 
 import { dirname, join } from "../util/path.ts";
 import { ConfigError, errorMessage, StorageError } from "../util/errors.ts";
-import { log } from "../log/logger.ts";
+import type { Logger } from "../log/logger.ts";
 import { writeFileAtomic } from "../util/atomic_write.ts";
 
 /** Directory of the per-attachment CNI device-info files. */
@@ -133,13 +133,14 @@ function fileIn(dir: string, name: string, what: string): string {
  * writing nothing, when the device plugin wrote no file for the device (many do not).
  * An existing CNI file is replaced. Throws {@linkcode StorageError} when a file cannot be read
  * or written or the device plugin's file is not a JSON object; Multus ignores these errors,
- * so callers log them and go on.
+ * so callers log them and go on. `options.log` is the request's logger.
  */
 export async function writeDeviceInfo(
   attachment: DeviceInfoAttachment,
   device: AllocatedDevice,
-  options: DeviceInfoOptions = {},
+  options: DeviceInfoOptions & { log: Logger },
 ): Promise<string | undefined> {
+  const { log } = options;
   const source = devicePluginInfoPath(device, options);
   const target = deviceInfoPath(attachment, options);
   let text: string;
@@ -183,8 +184,9 @@ export async function writeDeviceInfo(
  */
 export async function readDeviceInfo(
   attachment: DeviceInfoAttachment,
-  options: Pick<DeviceInfoOptions, "cniDir"> = {},
+  options: Pick<DeviceInfoOptions, "cniDir"> & { log: Logger },
 ): Promise<DeviceInfo | undefined> {
+  const { log } = options;
   const path = deviceInfoPath(attachment, options);
   let text: string;
   try {

@@ -11,7 +11,10 @@ import {
   removeDeviceInfo,
   writeDeviceInfo,
 } from "./device_info.ts";
+import { Logger } from "../log/logger.ts";
 
+/** A quiet logger (level panic), as a request's is by default. */
+const log = new Logger();
 const CID = "3f2a1c0e9b8d7f6a5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f";
 const ATTACHMENT = { network: "default/sriov-net", containerId: CID, ifName: "net1" };
 const DEVICE = { resourceName: "intel.com/sriov_netdevice", deviceId: "0000:18:02.5" };
@@ -65,18 +68,18 @@ Deno.test("writeDeviceInfo() copies the device plugin's file, readDeviceInfo() r
   const { root, cniDir, dpDir } = await dirs();
   try {
     await Deno.writeTextFile(devicePluginInfoPath(DEVICE, { dpDir }), DP_INFO);
-    const path = await writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir });
+    const path = await writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir, log });
     assert.equal(path, join(cniDir, `default-sriov-net-${CID}_net1`));
     assert.equal(await Deno.readTextFile(path!), DP_INFO, "copied byte for byte");
     assert.equal((await Deno.stat(path!)).mode! & 0o777, 0o444);
     assert.equal((await Deno.stat(cniDir)).mode! & 0o777, 0o755);
-    assert.deepEqual(await readDeviceInfo(ATTACHMENT, { cniDir }), JSON.parse(DP_INFO));
+    assert.deepEqual(await readDeviceInfo(ATTACHMENT, { cniDir, log }), JSON.parse(DP_INFO));
 
     // A second ADD for the same attachment replaces the file.
     const updated = DP_INFO.replace("1.1.0", "1.0.0");
     await Deno.writeTextFile(devicePluginInfoPath(DEVICE, { dpDir }), updated);
-    await writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir });
-    assert.equal((await readDeviceInfo(ATTACHMENT, { cniDir }))?.version, "1.0.0");
+    await writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir, log });
+    assert.equal((await readDeviceInfo(ATTACHMENT, { cniDir, log }))?.version, "1.0.0");
     assert.deepEqual(
       [...Deno.readDirSync(cniDir)].map((e) => e.name),
       [`default-sriov-net-${CID}_net1`],
@@ -85,7 +88,7 @@ Deno.test("writeDeviceInfo() copies the device plugin's file, readDeviceInfo() r
 
     assert.equal(await removeDeviceInfo(ATTACHMENT, { cniDir }), true);
     assert.equal(await removeDeviceInfo(ATTACHMENT, { cniDir }), false, "absent is fine");
-    assert.equal(await readDeviceInfo(ATTACHMENT, { cniDir }), undefined);
+    assert.equal(await readDeviceInfo(ATTACHMENT, { cniDir, log }), undefined);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -94,7 +97,7 @@ Deno.test("writeDeviceInfo() copies the device plugin's file, readDeviceInfo() r
 Deno.test("writeDeviceInfo() writes nothing when the device plugin wrote no file", async () => {
   const { root, cniDir, dpDir } = await dirs();
   try {
-    assert.equal(await writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir }), undefined);
+    assert.equal(await writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir, log }), undefined);
     await assert.rejects(Deno.stat(cniDir), Deno.errors.NotFound);
   } finally {
     await Deno.remove(root, { recursive: true });
@@ -105,7 +108,7 @@ Deno.test("writeDeviceInfo() rejects a device plugin file that is not a JSON obj
   const { root, cniDir, dpDir } = await dirs();
   try {
     await Deno.writeTextFile(devicePluginInfoPath(DEVICE, { dpDir }), "[1,2]");
-    await assert.rejects(writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir }), (err) => {
+    await assert.rejects(writeDeviceInfo(ATTACHMENT, DEVICE, { cniDir, dpDir, log }), (err) => {
       assert.ok(err instanceof StorageError);
       assert.match(err.message, /is not a JSON object/);
       return true;
@@ -120,7 +123,7 @@ Deno.test("readDeviceInfo() ignores a file a plugin left broken", async () => {
   try {
     await Deno.mkdir(cniDir);
     await Deno.writeTextFile(deviceInfoPath(ATTACHMENT, { cniDir }), "{broken");
-    assert.equal(await readDeviceInfo(ATTACHMENT, { cniDir }), undefined);
+    assert.equal(await readDeviceInfo(ATTACHMENT, { cniDir, log }), undefined);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

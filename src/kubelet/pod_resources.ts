@@ -16,7 +16,7 @@
 import type { ClientHttp2Session, ClientHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
 import { CodedError, ErrorCode, errorMessage } from "../util/errors.ts";
-import { log } from "../log/logger.ts";
+import { log as rootLog, type Logger } from "../log/logger.ts";
 import {
   decodeGetResponse,
   decodeListResponse,
@@ -74,6 +74,8 @@ export interface PodResourcesOptions {
   socket?: string;
   /** Deadline of the whole look-up in ms (default {@linkcode DEFAULT_POD_RESOURCES_TIMEOUT_MS}). */
   timeoutMs?: number;
+  /** Where the fallback to `List` is said: the request's logger (default: the root logger). */
+  log?: Logger;
 }
 
 /** The pod a look-up is for. */
@@ -159,7 +161,7 @@ export async function fetchPodResources(
     } catch (err) {
       if (!(err instanceof PodResourcesError) || err.grpcStatus === undefined) throw err;
       if (err.grpcStatus === GrpcStatus.DeadlineExceeded) throw err;
-      log.debug(`PodResources Get not usable (${err.message}); using List`);
+      (options.log ?? rootLog).debug(`PodResources Get not usable (${err.message}); using List`);
     }
     const pods = await c.list();
     const found = pods.find((p) => p.namespace === pod.namespace && p.name === pod.name);

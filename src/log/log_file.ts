@@ -17,6 +17,8 @@ export interface LogRotation {
   maxBackups: number;
   /** Delete backups older than this many days (default 5). */
   maxAge: number;
+  /** Gzip the backups (default true, as Multus sets it). */
+  compress: boolean;
 }
 
 /** The parts of a log file's path that name its backups (Go's filepath.Dir, Base and Ext). */
@@ -86,29 +88,38 @@ function asBackup(entry: string, log: LogFileName): { time: number; plain: strin
  * backups beyond `maxBackups` (newest kept) or older than `maxAge` days, by the time in their
  * names, as lumberjack does. Failures are left for the next rotation: another run may have
  * rotated the file first, and a backup that cannot be removed now can be later.
+ *
+ * Returns, when it rotated and `rotation.compress` is set, the paths of the kept backups that
+ * are not compressed yet, newest first: the one just made, and any an interrupted compression
+ * left (lumberjack compresses every kept backup without `.gz`). Otherwise `[]`.
  */
-export function rotateLogFile(path: string, rotation: LogRotation, now: number): void {
+export function rotateLogFile(path: string, rotation: LogRotation, now: number): string[] {
   let size: number;
   try {
     size = Deno.statSync(path).size;
   } catch {
-    return; // not there yet, or the append will say what is wrong
+    return []; // not there yet, or the append will say what is wrong
   }
-  if (size < rotation.maxSize * 1024 * 1024) return;
+  if (size < rotation.maxSize * 1024 * 1024) return [];
+  const backup = backupName(path, now);
   try {
-    Deno.renameSync(path, backupName(path, now));
+    Deno.renameSync(path, backup);
   } catch {
-    return; // another run rotated it first
+    return []; // another run rotated it first
   }
   try {
-    pruneBackups(path, rotation, now);
+    return pruneBackups(path, rotation, now);
   } catch {
     // directory unreadable: the next rotation tries again
+    return rotation.compress ? [backup] : [];
   }
 }
 
-function pruneBackups(path: string, rotation: LogRotation, now: number): void {
-  if (rotation.maxBackups === Infinity && rotation.maxAge === Infinity) return;
+/** Removes the backups beyond the limits; returns the kept uncompressed ones to compress. */
+function pruneBackups(path: string, rotation: LogRotation, now: number): string[] {
+  if (rotation.maxBackups === Infinity && rotation.maxAge === Infinity && !rotation.compress) {
+    return [];
+  }
   const log = splitPath(path);
   const backups: { name: string; time: number; plain: string }[] = [];
   for (const entry of Deno.readDirSync(log.dir)) {
@@ -119,15 +130,22 @@ function pruneBackups(path: string, rotation: LogRotation, now: number): void {
   backups.sort((a, b) => b.time - a.time);
   const cutoff = now - rotation.maxAge * 86_400_000;
   const kept = new Set<string>();
+  const uncompressed: string[] = [];
   for (const backup of backups) {
     kept.add(backup.plain);
-    if (kept.size <= rotation.maxBackups && backup.time >= cutoff) continue;
+    if (kept.size <= rotation.maxBackups && backup.time >= cutoff) {
+      if (rotation.compress && backup.name === backup.plain) {
+        uncompressed.push(`${log.dir}/${backup.name}`);
+      }
+      continue;
+    }
     try {
       Deno.removeSync(`${log.dir}/${backup.name}`);
     } catch {
       // already gone (another run pruned it)
     }
   }
+  return uncompressed;
 }
 
 /**

@@ -40,6 +40,8 @@ interface Sinks {
   /** When the file last failed (clock ms), while it is failing. */
   fileFailedAt: number | undefined;
   now: () => number;
+  /** Backups waiting to be compressed (the first is being compressed), and the worker. */
+  compression: { queued: string[]; running: Promise<void> | undefined };
 }
 
 /** Logger settings (from the Multus netconf). */
@@ -63,6 +65,12 @@ export const MAX_LINE_CHARS = 64 * 1024;
  */
 export const FILE_RETRY_MS = 60_000;
 
+/**
+ * Most backups waiting for compression at once; more (a directory of old uncompressed backups
+ * kept by `maxBackups: 0`) wait for a later rotation.
+ */
+export const MAX_QUEUED_COMPRESSIONS = 8;
+
 const encoder = new TextEncoder();
 
 /**
@@ -79,9 +87,10 @@ export class Logger {
       level: "panic",
       toStderr: true,
       file: undefined,
-      rotation: { maxSize: 100, maxBackups: 5, maxAge: 5 },
+      rotation: { maxSize: 100, maxBackups: 5, maxAge: 5, compress: true },
       fileFailedAt: undefined,
       now: options.now ?? Date.now,
+      compression: { queued: [], running: undefined },
     };
   }
 
@@ -109,10 +118,24 @@ export class Logger {
     // Zero means what it means to Multus's lumberjack: maxSize 0 is the default size,
     // maxBackups 0 keeps every backup, maxAge 0 removes none by age.
     for (const [key, value] of Object.entries(options.rotation ?? {})) {
+      if (key === "compress") {
+        if (typeof value === "boolean") this.#sinks.rotation.compress = value;
+        continue;
+      }
       if (typeof value !== "number" || !Number.isFinite(value) || value < 0) continue;
-      if (value > 0) this.#sinks.rotation[key as keyof LogRotation] = value;
-      else if (key !== "maxSize") this.#sinks.rotation[key as keyof LogRotation] = Infinity;
+      const limit = key as "maxSize" | "maxBackups" | "maxAge";
+      if (value > 0) this.#sinks.rotation[limit] = value;
+      else if (key !== "maxSize") this.#sinks.rotation[limit] = Infinity;
     }
+  }
+
+  /**
+   * Resolves when the log file's background work (compressing rotated backups) is done; never
+   * rejects. A process that exits after one request awaits it, so no backup is left half
+   * compressed.
+   */
+  settled(): Promise<void> {
+    return this.#sinks.compression.running ?? Promise.resolve();
   }
 
   /** Adds fields (container id, pod, network) to this logger's following lines. */
@@ -190,7 +213,8 @@ export class Logger {
     }
     const bytes = encoder.encode(line);
     try {
-      rotateLogFile(path, this.#sinks.rotation, now);
+      const toCompress = rotateLogFile(path, this.#sinks.rotation, now);
+      if (toCompress.length > 0) this.#compressLater(toCompress);
       appendToLogFile(path, bytes);
     } catch (err) {
       if (this.#sinks.fileFailedAt === undefined) {
@@ -209,6 +233,44 @@ export class Logger {
       writeStderr(this.#format("error", `log file ${path} can be written again`));
     }
     return true;
+  }
+
+  /**
+   * Queues backups for compression, one at a time in the background, so logging a line never
+   * waits for it. The compressing module is loaded here, on the first rotation that needs it.
+   */
+  #compressLater(paths: string[]): void {
+    const work = this.#sinks.compression;
+    for (const path of paths) {
+      if (work.queued.length >= MAX_QUEUED_COMPRESSIONS) break;
+      if (!work.queued.includes(path)) work.queued.push(path);
+    }
+    work.running ??= (async () => {
+      try {
+        const { compressBackup } = await import("./compress_backup.ts");
+        while (work.queued.length > 0) {
+          const path = work.queued[0];
+          try {
+            await compressBackup(path);
+          } catch (err) {
+            writeStderr(this.#format(
+              "error",
+              `cannot compress log backup ${path}: ${
+                errorMessage(err) ?? err
+              }; it stays uncompressed until the next rotation`,
+            ));
+          }
+          work.queued.shift();
+        }
+      } catch (err) {
+        work.queued.length = 0;
+        writeStderr(
+          this.#format("error", `cannot compress log backups: ${errorMessage(err) ?? err}`),
+        );
+      } finally {
+        work.running = undefined;
+      }
+    })();
   }
 }
 

@@ -153,3 +153,34 @@ Deno.test("logger: only Multus's four level names are levels", async () => {
     assert.equal(parseLogLevel(name), undefined, name);
   }
 });
+
+Deno.test("logger: a rotation queues its backup for compression; settled() resolves once it is a .gz", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const { Logger } = await import("./logger.ts");
+    const log = new Logger();
+    // 2 KB per file: each rotation leaves a backup with about that much in it.
+    log.configure({
+      level: "debug",
+      toStderr: false,
+      file: `${dir}/multus.log`,
+      rotation: { maxSize: 2 / 1024, maxBackups: 3 },
+    });
+    for (let i = 0; i < 200; i++) log.debug(`line ${i} ${"x".repeat(40)}`);
+    await log.settled();
+    const files: string[] = [];
+    for await (const e of Deno.readDir(dir)) files.push(e.name);
+    const backups = files.filter((n) => n !== "multus.log");
+    assert.ok(backups.length >= 1 && backups.length <= 3, `kept: ${files}`);
+    assert.ok(backups.every((n) => n.endsWith(".log.gz")), `all compressed: ${files}`);
+
+    log.configure({ rotation: { compress: false } });
+    for (let i = 0; i < 100; i++) log.debug(`line ${i} ${"x".repeat(40)}`);
+    await log.settled();
+    const after: string[] = [];
+    for await (const e of Deno.readDir(dir)) after.push(e.name);
+    assert.ok(after.some((n) => /\.log$/.test(n) && n !== "multus.log"), `plain: ${after}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -64,7 +64,7 @@ async function runHere(run: FallbackRun): Promise<SkelOutcome | { exit: number }
   await recordFallback(conf.socketDir, { command, reason, containerId: env.CNI_CONTAINERID });
   if (command === "DEL") {
     // What a dead daemon left running for this container would attach it again after the DEL.
-    const { stopLeftDelegates } = await import("../daemon/running_delegates.ts");
+    const { stopLeftDelegates } = await import("../multus/run/running_delegates.ts");
     const stopped = await stopLeftDelegates(conf.socketDir, env.CNI_CONTAINERID ?? "");
     if (stopped > 0) {
       log.always(

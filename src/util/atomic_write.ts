@@ -24,7 +24,7 @@ export async function writeFileAtomic(
 ): Promise<void> {
   const dir = dirname(path);
   await Deno.mkdir(dir, { recursive: true, mode: options.dirMode ?? 0o700 });
-  const tmp = join(dir, `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  const tmp = tempPathFor(path);
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   try {
     const file = await Deno.open(tmp, {
@@ -46,6 +46,17 @@ export async function writeFileAtomic(
     throw err;
   }
   await syncDirectory(dir);
+}
+
+/**
+ * A fresh temp file name next to `path` (`.<name>.tmp-<pid>-<id>`): the name
+ * {@linkcode removeStaleTempFiles} recognises once its writer is gone.
+ */
+export function tempPathFor(path: string): string {
+  return join(
+    dirname(path),
+    `.${basename(path)}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+  );
 }
 
 /**

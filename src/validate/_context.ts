@@ -11,6 +11,7 @@ import { configFiles, findConfigByName, loadConfigFromPath } from "../multus/con
 import type { Delegate } from "../multus/plan/delegate.ts";
 import { type MultusNetConf, NETCONF_DEFAULTS } from "../multus/config/netconf.ts";
 import { join } from "../util/path.ts";
+import { log } from "../log/logger.ts";
 import type { Report, Where } from "./_findings.ts";
 import { closestKey } from "./_suggest.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -142,7 +143,7 @@ export class Context {
    */
   async findInConfDir(name: string): Promise<{ config: NetworkConfig; file: string } | undefined> {
     const entries = await this.#scanConfDir();
-    const config = await findConfigByName(this.confDir, name);
+    const config = await findConfigByName(this.confDir, name, log);
     if (!config) return undefined;
     const file = entries.find((e) => e.config?.raw === config.raw)?.path ?? this.confDir;
     return { config, file };

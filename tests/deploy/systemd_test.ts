@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseDaemonArgs, parseDaemonConfig } from "../../src/daemon/config.ts";
+import { parseDaemonArgs, parseDaemonConfig } from "../../src/multus/config/daemon_config.ts";
 import { parseInstallFlags } from "../../src/install/flags.ts";
 import { REPO_ROOT } from "../helpers/plugin_run.ts";
 

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { parseInstallFlags, toHostPath } from "../../src/install/flags.ts";
-import { parseDaemonArgs, parseDaemonConfig } from "../../src/daemon/config.ts";
+import { parseDaemonArgs, parseDaemonConfig } from "../../src/multus/config/daemon_config.ts";
 import { REPO_ROOT } from "../helpers/plugin_run.ts";
 
 // deno-lint-ignore no-explicit-any

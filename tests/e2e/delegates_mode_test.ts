@@ -5,7 +5,12 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTestRoot, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
+import {
+  delegatesModeConf,
+  makeTestRoot,
+  type TestRoot,
+  uniqueSuffix,
+} from "../helpers/plugin_run.ts";
 import {
   deleteHostLink,
   hostLinkExists,
@@ -50,16 +55,9 @@ let subnetCounter = 10 + Math.floor(Math.random() * 100);
 /** A bridge+host-local master and a macvlan+static extra, as in the demo. */
 function demoConf(f: Fixture, version: string, extra: Record<string, unknown> = {}) {
   const subnet = subnetCounter++;
-  return {
-    cniVersion: version,
-    name: "multus-test",
-    type: "multus",
-    cniDir: f.root.cniDir,
-    binDir: f.root.binDir,
-    logFile: f.root.logFile,
-    logLevel: "debug",
-    logToStderr: false,
-    delegates: [
+  return delegatesModeConf(
+    f.root,
+    [
       {
         cniVersion: version,
         name: "bridge-net",
@@ -86,8 +84,8 @@ function demoConf(f: Fixture, version: string, extra: Record<string, unknown> = 
         },
       },
     ],
-    ...extra,
-  };
+    { cniVersion: version, logLevel: "debug", ...extra },
+  );
 }
 
 function call(f: Fixture, command: string, config: Record<string, unknown>) {

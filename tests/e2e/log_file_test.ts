@@ -100,7 +100,8 @@ Deno.test("log rotation removes only the backups it made, never other files that
     await Deno.utime(join(dir, recent[0]), old, old);
 
     const before = Date.now();
-    const run = await failingAdd(root, logFile);
+    // Uncompressed, so the pruning is seen by name alone (compression has its own tests).
+    const run = await failingAdd(root, logFile, { logOptions: { compress: false } });
     const end = Date.now();
     assert.doesNotMatch(run.stderr, /cannot write log file/);
 
@@ -155,7 +156,9 @@ Deno.test("log rotation with maxBackups and maxAge 0 keeps every backup, and nev
       await Deno.writeTextFile(join(root.dir, name), "kept\n");
       await Deno.utime(join(root.dir, name), old, old);
     }
-    await failingAdd(root, logFile, { logOptions: { maxSize: 1, maxBackups: 0, maxAge: 0 } });
+    await failingAdd(root, logFile, {
+      logOptions: { maxSize: 1, maxBackups: 0, maxAge: 0, compress: false },
+    });
     const after = await listDir(root.dir);
     for (const name of names) assert.ok(after.includes(name), `${name} kept: ${after}`);
     const made = after.filter((n) => /^plugin-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}$/.test(n));
@@ -200,6 +203,115 @@ Deno.test("an unwritable logFile: said once on stderr, and the lines meant for t
     assert.match(run.stderr, new RegExp(`cannot write log file ${logFile}: .*stderr`));
     // The final error reaches stderr once, not once for stderr and once for the file.
     assert.equal(run.stderr.match(/ADD failed: incompatible CNI versions/g)?.length, 1);
+  } finally {
+    await root.cleanup();
+  }
+});
+
+/** The lines of a log of `size` bytes, each numbered, so a wrong or cut copy shows. */
+function logText(size: number): string {
+  const lines: string[] = [];
+  let length = 0;
+  for (let i = 0; length < size; i++) {
+    const line = `2026-01-01T00:00:00.000Z [debug] container=ctr-old line ${i} ${
+      "x".repeat(i % 97)
+    }\n`;
+    lines.push(line);
+    length += line.length;
+  }
+  return lines.join("");
+}
+
+async function gunzip(path: string): Promise<string> {
+  const file = await Deno.open(path);
+  const text = file.readable.pipeThrough(new DecompressionStream("gzip"))
+    .pipeThrough(new TextDecoderStream());
+  let out = "";
+  for await (const part of text) out += part;
+  return out;
+}
+
+const BACKUP = /^multus-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d\.\d{3}\.log/;
+
+Deno.test("log rotation with compress (Multus's default): the backup is gzipped with the log's content and mode, the uncompressed one removed", async () => {
+  const root = await makeTestRoot();
+  try {
+    const dir = join(root.dir, "logs");
+    await Deno.mkdir(dir);
+    const logFile = join(dir, "multus.log");
+    const old = logText(1024 * 1024 + 10);
+    await Deno.writeTextFile(logFile, old, { mode: 0o600 });
+
+    const run = await failingAdd(root, logFile, { logOptions: { maxSize: 1 } });
+    assert.doesNotMatch(run.stderr, /cannot (write|compress)/);
+
+    const after = await listDir(dir);
+    const backups = after.filter((n) => BACKUP.test(n));
+    assert.equal(backups.length, 1, `one backup: ${after.join(", ")}`);
+    assert.match(backups[0], /\.log\.gz$/, "the backup is compressed");
+    assert.deepEqual(after, [backups[0], "multus.log"], "no uncompressed backup, no temp file");
+    assert.equal(await gunzip(join(dir, backups[0])), old, "the .gz holds the rotated log");
+    assert.equal((await Deno.stat(join(dir, backups[0]))).mode! & 0o777, 0o600);
+    assert.match(
+      await Deno.readTextFile(logFile),
+      /^\S+ \[error\] container=ctr-log-test ADD failed/,
+    );
+  } finally {
+    await root.cleanup();
+  }
+});
+
+Deno.test("log rotation with compress: false leaves the backup uncompressed", async () => {
+  const root = await makeTestRoot();
+  try {
+    const logFile = join(root.dir, "multus.log");
+    const old = logText(1024 * 1024 + 10);
+    await Deno.writeTextFile(logFile, old);
+    await failingAdd(root, logFile, { logOptions: { maxSize: 1, compress: false } });
+    const backups = (await listDir(root.dir)).filter((n) => BACKUP.test(n));
+    assert.equal(backups.length, 1);
+    assert.match(backups[0], /\.log$/);
+    assert.equal(await Deno.readTextFile(join(root.dir, backups[0])), old);
+  } finally {
+    await root.cleanup();
+  }
+});
+
+Deno.test("log rotation with compress finishes what an interrupted compression left: kept plain backups gzipped, a plain twin of a .gz removed, stale temp files removed, pruned ones not compressed", async () => {
+  const root = await makeTestRoot();
+  try {
+    const dir = join(root.dir, "logs");
+    await Deno.mkdir(dir);
+    const logFile = join(dir, "multus.log");
+    await Deno.writeTextFile(logFile, logText(1024 * 1024 + 10));
+    // Left by runs stopped mid-compression: a plain backup, a plain backup whose .gz was
+    // completed, and the temp file of a process that is gone.
+    const plain = `multus-${stamp(1)}.log`;
+    const twin = `multus-${stamp(2)}.log`;
+    const plainText = logText(5000);
+    await Deno.writeTextFile(join(dir, plain), plainText);
+    await Deno.writeTextFile(join(dir, twin), "plain twin\n");
+    await Deno.writeFile(
+      join(dir, `${twin}.gz`),
+      await new Response(
+        new Blob(["compressed twin\n"]).stream().pipeThrough(new CompressionStream("gzip")),
+      ).bytes(),
+    );
+    const staleTemp = `.${plain}.gz.tmp-2147483646-0badf00d`;
+    await Deno.writeTextFile(join(dir, staleTemp), "half a gzip");
+    // Beyond maxBackups: removed, not compressed.
+    const pruned = `multus-${stamp(3)}.log`;
+    await Deno.writeTextFile(join(dir, pruned), "old\n");
+
+    await failingAdd(root, logFile, { logOptions: { maxSize: 1, maxBackups: 3 } });
+
+    const after = await listDir(dir);
+    const made = after.filter((n) => BACKUP.test(n) && ![`${plain}.gz`, `${twin}.gz`].includes(n));
+    assert.equal(made.length, 1, `the new backup: ${after.join(", ")}`);
+    assert.match(made[0], /\.log\.gz$/);
+    assert.deepEqual(after, ["multus.log", made[0], `${plain}.gz`, `${twin}.gz`].sort());
+    assert.equal(await gunzip(join(dir, `${plain}.gz`)), plainText);
+    assert.equal(await gunzip(join(dir, `${twin}.gz`)), "compressed twin\n");
   } finally {
     await root.cleanup();
   }

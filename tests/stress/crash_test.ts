@@ -11,7 +11,12 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { makeTestRoot, type TestRoot, uniqueSuffix } from "../helpers/plugin_run.ts";
+import {
+  delegatesModeConf,
+  makeTestRoot,
+  type TestRoot,
+  uniqueSuffix,
+} from "../helpers/plugin_run.ts";
 import { deleteHostLink, HostVeth, listFiles, TestNetns } from "../helpers/netns.ts";
 import { startTestApiServer } from "../k8s_api/server.ts";
 import {
@@ -93,18 +98,11 @@ function macvlanNet(f: Fixture) {
 }
 
 function multusConf(f: Fixture, delegates: unknown[], extra: Record<string, unknown> = {}) {
-  return {
-    cniVersion: "1.0.0",
+  return delegatesModeConf(f.root, delegates, {
     name: "multus-crash",
-    type: "multus",
-    cniDir: f.root.cniDir,
-    binDir: f.root.binDir,
-    logFile: f.root.logFile,
     logLevel: "debug",
-    logToStderr: false,
-    delegates,
     ...extra,
-  };
+  });
 }
 
 const ARGS = "IgnoreUnknown=1;K8S_POD_NAMESPACE=stress;K8S_POD_NAME=web";
@@ -208,12 +206,15 @@ Deno.test("SIGKILL after the delegates, while the status write is in flight: DEL
       metadata: { name: "crash-macvlan", namespace: "stress" },
       spec: { config: JSON.stringify(macvlanNet(f)) },
     });
-    const conf = multusConf(f, [], {
-      kubeconfig: await api.writeKubeconfig(),
-      clusterNetwork: clusterFile,
-      confDir: f.root.confDir,
+    // Kubernetes mode: no delegates key at all.
+    const conf = {
+      ...multusConf(f, [], {
+        kubeconfig: await api.writeKubeconfig(),
+        clusterNetwork: clusterFile,
+        confDir: f.root.confDir,
+      }),
       delegates: undefined,
-    });
+    };
     const statusPath = "/api/v1/namespaces/stress/pods/web/status";
     api.inject({ kind: "latency", ms: 60_000, path: statusPath });
     const containerId = newContainerId();

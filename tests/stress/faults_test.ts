@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  delegatesModeConf,
   makeTestRoot,
   type PluginRun,
   type TestRoot,
@@ -408,16 +409,8 @@ async function delegatesFixture(): Promise<DelegatesFixture> {
     bridge,
     leaseDir,
     mounts,
-    conf: (extra = {}) => ({
-      cniVersion: "1.0.0",
-      name: "multus-fs",
-      type: "multus",
-      cniDir: root.cniDir,
-      binDir: root.binDir,
-      logFile: root.logFile,
-      logLevel: "debug",
-      logToStderr: false,
-      delegates: [
+    conf: (extra = {}) =>
+      delegatesModeConf(root, [
         {
           cniVersion: "1.0.0",
           name: "fs-bridge",
@@ -434,9 +427,7 @@ async function delegatesFixture(): Promise<DelegatesFixture> {
           mode: "bridge",
           ipam: { type: "static", addresses: [{ address: `10.247.${octet}.10/24` }] },
         },
-      ],
-      ...extra,
-    }),
+      ], { name: "multus-fs", logLevel: "debug", ...extra }),
     run: (command, conf, containerId) =>
       root.run({
         command,

@@ -8,7 +8,7 @@ import { extname, join } from "../../util/path.ts";
 import { ConfigError } from "../../cni/errors.ts";
 import { type NetworkConfig, parseNetworkConfig } from "../../cni/network_config.ts";
 import { parseConfigText } from "../../cni/request.ts";
-import { log } from "../../log/logger.ts";
+import type { Logger } from "../../log/logger.ts";
 import { errorMessage } from "../../util/errors.ts";
 
 const CONFIG_EXTENSIONS = new Set([".conf", ".json", ".conflist"]);
@@ -49,11 +49,13 @@ export async function configFiles(dir: string): Promise<string[]> {
 
 /**
  * The configuration in `confDir` whose JSON `name` is `name`, or undefined. Files that do
- * not parse are skipped with an error in the log (Multus aborts the whole lookup).
+ * not parse are skipped with an error on `log`, the request's logger (Multus aborts the whole
+ * lookup).
  */
 export async function findConfigByName(
   confDir: string,
   name: string,
+  log: Logger,
 ): Promise<NetworkConfig | undefined> {
   for (const path of await configFiles(confDir)) {
     let config: NetworkConfig;

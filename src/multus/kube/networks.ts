@@ -319,7 +319,7 @@ async function nadConfig(
 ): Promise<NetworkConfig> {
   const text = nad.spec?.config ?? "";
   if (text.trim() === "") {
-    const found = await findConfigByName(inv.conf.confDir, nad.metadata.name);
+    const found = await findConfigByName(inv.conf.confDir, nad.metadata.name, inv.log);
     if (!found) {
       throw new ConfigError(
         "spec.config",
@@ -413,7 +413,7 @@ async function resolveNamedNetwork(
       if (!(err instanceof K8sApiError)) throw err;
     }
   }
-  const config = await findConfigByName(conf.confDir, value);
+  const config = await findConfigByName(conf.confDir, value, inv.log);
   if (!config) {
     throw new ConfigError(
       key,

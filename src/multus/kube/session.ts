@@ -16,6 +16,7 @@ import {
 } from "../../k8s/kubeconfig.ts";
 import { errorMessage } from "../../util/errors.ts";
 import type { Invocation, KubeSession } from "../config/invocation.ts";
+import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "../config/netconf.ts";
 
 /**
@@ -50,10 +51,14 @@ export interface KubeAccess {
   reopen?: () => Promise<KubeClient | undefined>;
 }
 
-/** Opens the API access a configuration names; undefined without API access. */
+/**
+ * Opens the API access a configuration names; undefined without API access. `log` is the
+ * request's logger (a client shared by requests keeps its own).
+ */
 export type OpenKubeAccess = (
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
+  log?: Logger,
 ) => Promise<KubeAccess | undefined>;
 
 /** Makes the client once the credentials are loaded (a daemon's counts its calls). */
@@ -70,6 +75,7 @@ export async function openKubeClient(
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
   make: MakeKubeClient = (credentials, options) => new KubeClient(credentials, options),
+  log?: Logger,
 ): Promise<KubeClient | undefined> {
   const total = conf.apiTimeoutSeconds * 1000;
   const requestTimeoutMs = Math.min(10_000, total);
@@ -80,15 +86,16 @@ export async function openKubeClient(
   else if (env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT) {
     credentials = await inClusterCredentials(env, undefined, options);
   } else return undefined;
-  return make(credentials, { totalTimeoutMs: total, requestTimeoutMs });
+  return make(credentials, { totalTimeoutMs: total, requestTimeoutMs, log });
 }
 
 /** The thin plugin's access: its own client, no caches, events posted directly. */
 async function openOwnAccess(
   conf: MultusNetConf,
   env: Record<string, string | undefined>,
+  log?: Logger,
 ): Promise<KubeAccess | undefined> {
-  const client = await openKubeClient(conf, env);
+  const client = await openKubeClient(conf, env, undefined, log);
   return client ? { client } : undefined;
 }
 
@@ -97,7 +104,7 @@ export async function openKubeSession(
   inv: Pick<Invocation, "conf" | "env" | "pod" | "log">,
   open: OpenKubeAccess = openOwnAccess,
 ): Promise<KubeSession | undefined> {
-  const access = await open(inv.conf, inv.env);
+  const access = await open(inv.conf, inv.env, inv.log);
   return access ? new RequestKubeSession(access, inv) : undefined;
 }
 

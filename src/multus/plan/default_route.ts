@@ -130,7 +130,7 @@ async function rewriteCachedRoutes(
     containerId: inv.request.containerId,
     ifName: d.ifName,
   };
-  const cached = await readCachedResult(inv.conf.cniDir, key);
+  const cached = await readCachedResult(inv.conf.cniDir, key, inv.log);
   if (!cached?.result || typeof cached.result !== "object") return;
   const result = structuredClone(cached.result) as Record<string, unknown>;
   const chosen = d === req.delegate;

@@ -207,6 +207,7 @@ function configureLogging(log: Logger, conf: MultusNetConf): void {
       maxSize: conf.logOptions.maxSize,
       maxBackups: conf.logOptions.maxBackups,
       maxAge: conf.logOptions.maxAge,
+      compress: conf.logOptions.compress,
     },
   });
 }

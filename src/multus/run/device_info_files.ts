@@ -11,7 +11,11 @@ import type { Invocation } from "../config/invocation.ts";
 import { errorMessage } from "../../util/errors.ts";
 
 function options(inv: Invocation) {
-  return { cniDir: `${inv.conf.deviceInfoDir}/cni`, dpDir: `${inv.conf.deviceInfoDir}/dp` };
+  return {
+    cniDir: `${inv.conf.deviceInfoDir}/cni`,
+    dpDir: `${inv.conf.deviceInfoDir}/dp`,
+    log: inv.log,
+  };
 }
 
 function attachment(inv: Invocation, d: PlannedDelegate) {

@@ -6,17 +6,17 @@
  * an error names the file and the key.
  */
 
-import { errorMessage } from "../util/errors.ts";
+import { errorMessage } from "../../util/errors.ts";
 import * as z from "zod/mini";
-import { ConfigError } from "../cni/errors.ts";
-import { type ConfOverlay, overlayFrom } from "../multus/config/conf_overlay.ts";
-import { loadMultusNetConf, NETCONF_KEYS } from "../multus/config/netconf.ts";
-import { setTopLevelKeys, stripJsonc } from "../cni/raw_json.ts";
-import { isSupportedVersion } from "../cni/version.ts";
-import { type LogLevel, parseLogLevel } from "../log/logger.ts";
-import { parseLongOptions } from "../util/cli_args.ts";
-import { resolve } from "../util/path.ts";
-import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "../multus/config/thick.ts";
+import { ConfigError } from "../../cni/errors.ts";
+import { type ConfOverlay, overlayFrom } from "./conf_overlay.ts";
+import { loadMultusNetConf, NETCONF_KEYS } from "./netconf.ts";
+import { setTopLevelKeys, stripJsonc } from "../../cni/raw_json.ts";
+import { isSupportedVersion } from "../../cni/version.ts";
+import { type LogLevel, parseLogLevel } from "../../log/logger.ts";
+import { parseLongOptions } from "../../util/cli_args.ts";
+import { resolve } from "../../util/path.ts";
+import { DEFAULT_SOCKET_DIR, SOCKET_NAME } from "./thick.ts";
 
 /** Multus's default `-config`. */
 export const DEFAULT_CONFIG_FILE = "/etc/cni/net.d/multus.d/daemon-config.json";
@@ -38,7 +38,7 @@ export interface DaemonConfig {
     level?: LogLevel;
     file: string;
     toStderr: boolean;
-    rotation: { maxSize?: number; maxBackups?: number; maxAge?: number };
+    rotation: { maxSize?: number; maxBackups?: number; maxAge?: number; compress?: boolean };
   };
   /** `metricsPort`: serve `/metrics` there (off when undefined). */
   metricsPort?: number;
@@ -345,7 +345,7 @@ function checkNetconfKeys(overlay: ConfOverlay, file: string): {
   logFile: string;
   logToStderr: boolean;
   logToStderrSet: boolean;
-  logOptions: { maxSize?: number; maxBackups?: number; maxAge?: number };
+  logOptions: { maxSize?: number; maxBackups?: number; maxAge?: number; compress?: boolean };
   warnings: string[];
 } {
   const probe = setTopLevelKeys(
@@ -364,6 +364,7 @@ function checkNetconfKeys(overlay: ConfOverlay, file: string): {
         maxSize: conf.logOptions.maxSize,
         maxBackups: conf.logOptions.maxBackups,
         maxAge: conf.logOptions.maxAge,
+        compress: conf.logOptions.compress,
       },
       warnings: conf.warnings.map((w) => `${w} (${file})`),
     };

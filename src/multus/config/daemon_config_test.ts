@@ -5,7 +5,7 @@ import {
   DEFAULT_CONFIG_FILE,
   parseDaemonArgs,
   parseDaemonConfig,
-} from "./config.ts";
+} from "./daemon_config.ts";
 
 const where = { file: "/etc/cni/net.d/multus.d/daemon-config.json", nodeName: "" };
 
