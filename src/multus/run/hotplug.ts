@@ -487,7 +487,7 @@ async function publishStatus(
       networkName: d.config.name,
       containerId,
       ifName: d.ifName,
-    });
+    }, inv.log);
     if (!cached?.result) continue;
     try {
       const result = parseResult(cached.result, d.config.cniVersion);
