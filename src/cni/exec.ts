@@ -8,6 +8,7 @@ import { CniErrorCode, DelegateError } from "./errors.ts";
 import type { CniRequest } from "./request.ts";
 import type { Logger } from "../log/logger.ts";
 import { errorMessage } from "../util/errors.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 
 /** The CNI parameters passed to a plugin in its environment (a request's, as parsed). */
 export type PluginEnv = CniRequest;
@@ -340,11 +341,11 @@ async function collect(
     // A grandchild that left the group could keep the pipes open: stop reading them.
     for (const reader of readers) reader.cancel().catch(() => {});
   };
-  // setTimeout holds at most 2^31-1 ms (24.8 days); a longer configured timeout would fire at once.
-  const timer = setTimeout(() => {
+  // A timer holds at most 2^31-1 ms (24.8 days): a longer configured timeout waits that long.
+  const timer = startTimer(timeoutMs, () => {
     timedOut = true;
     stop();
-  }, Math.min(timeoutMs, 2 ** 31 - 1));
+  });
 
   const writing = (async () => {
     try {
@@ -386,11 +387,11 @@ async function collect(
   };
 
   const reads = [readAll(0), readAll(1)] as const;
-  let grace: ReturnType<typeof setTimeout> | undefined;
+  let grace: Timer | undefined;
   try {
     const status = await child.status;
     const graceOver = new Promise<void>((resolve) => {
-      grace = setTimeout(resolve, OUTPUT_GRACE_MS);
+      grace = startTimer(OUTPUT_GRACE_MS, resolve);
     });
     await Promise.race([Promise.all([...reads, writing]), graceOver]);
     const heldOpen = timedOut || overflow ? [] : STREAM_NAMES.filter((_, i) => !ended[i]);
@@ -401,8 +402,8 @@ async function collect(
     const [stdout, stderr] = await Promise.all(reads);
     return { stdout, stderr, status, timedOut, overflow, heldOpen };
   } finally {
-    clearTimeout(timer);
-    clearTimeout(grace);
+    timer.cancel();
+    grace?.cancel();
   }
 }
 

@@ -4,7 +4,7 @@
  * the thin plugin does and observes each run's duration by plugin and command.
  */
 
-import { basename } from "node:path";
+import { basename } from "../util/path.ts";
 import { type Exec, processExec } from "../cni/exec.ts";
 
 /** Receives one delegate run: its plugin's file name, the CNI command, seconds, success. */

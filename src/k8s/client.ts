@@ -12,6 +12,7 @@
 
 import { ErrorCode } from "../util/errors.ts";
 import { log as rootLog, type Logger } from "../log/logger.ts";
+import { startTimer } from "../util/timer.ts";
 import { isRetryableStatus, K8sApiError } from "./errors.ts";
 import type { KubeCredentials } from "./kubeconfig.ts";
 import {
@@ -703,7 +704,7 @@ export class KubeClient {
       headers["Content-Type"] = call.contentType ?? "application/json";
     }
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
+    const timer = startTimer(timeoutMs, () => controller.abort());
     const onAbort = () => controller.abort();
     call.signal?.addEventListener("abort", onAbort, { once: true });
     if (call.signal?.aborted) controller.abort(); // while the transport was being made
@@ -726,7 +727,7 @@ export class KubeClient {
       this.#log.debug(`API ${call.method} ${call.path}: ${failure.what}`);
       return failure;
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
       call.signal?.removeEventListener("abort", onAbort);
     }
     this.#log.debug(

@@ -1,4 +1,5 @@
 import { errorMessage } from "../util/errors.ts";
+import { startTimer, type Timer } from "../util/timer.ts";
 /**
  * @module
  * Reading a kubeconfig or a file it names (CA, client certificate and key, token) bounded in
@@ -37,9 +38,10 @@ export async function readCredentialFile(
   path: string,
   timeoutMs: number = DEFAULT_CREDENTIAL_READ_MS,
 ): Promise<string> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: Timer | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+    timer = startTimer(
+      timeoutMs,
       () =>
         reject(
           new CredentialFileError(
@@ -48,7 +50,6 @@ export async function readCredentialFile(
             } (is it on a hung network mount, or held by another process?)`,
           ),
         ),
-      timeoutMs,
     );
   });
   // A stuck open or read cannot be cancelled: it is left behind (and closes the file if it
@@ -57,7 +58,7 @@ export async function readCredentialFile(
   try {
     return await Promise.race([read, late]);
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
     read.catch(() => {});
   }
 }

@@ -9,7 +9,7 @@
  * trims that keep a cached object to the fields the plugin reads.
  */
 
-import * as z from "zod/mini";
+import { checkJson, type JsonType } from "../util/json_check.ts";
 import { valueAt } from "../util/json_path.ts";
 
 /** `metav1.ObjectMeta`, the fields we use. */
@@ -166,52 +166,76 @@ export interface ExpectedObject {
   name: string;
 }
 
-const schemas: Partial<Record<ReadKind, z.ZodMiniType>> = {};
+// Go's decoder takes null as "absent" for any field: so do we (and drop it, see dropNulls).
+const STRING_MAP: JsonType = {
+  kind: "record",
+  values: { kind: "string" },
+  optional: true,
+  nullable: true,
+};
+const METADATA: JsonType = {
+  kind: "object",
+  fields: {
+    name: { kind: "string" },
+    namespace: { kind: "string" },
+    uid: { kind: "string", optional: true, nullable: true },
+    resourceVersion: { kind: "string", optional: true, nullable: true },
+    annotations: STRING_MAP,
+    labels: STRING_MAP,
+  },
+};
+const ANY_OBJECT: JsonType = { kind: "object", fields: {}, optional: true, nullable: true };
 
 /**
- * The schema of a kind, built on first use (runs that read no object skip the cost). Only
- * checked, never used to rebuild the answer: unknown keys (the pod's spec, …) stay as they are.
+ * The fields of each kind the plugin reads, with their types. Only checked, never used to
+ * rebuild the answer: other keys (the pod's spec, …) stay as they are.
  */
-function schemaOf(kind: ReadKind): z.ZodMiniType {
-  // Go's decoder takes null as "absent" for any field: so do we (and drop it, see dropNulls).
-  const stringMap = () => z.nullish(z.record(z.string(), z.string()));
-  const metadata = () =>
-    z.object({
-      name: z.string(),
-      namespace: z.string(),
-      uid: z.nullish(z.string()),
-      resourceVersion: z.nullish(z.string()),
-      annotations: stringMap(),
-      labels: stringMap(),
-    });
-  // Plain objects: zod drops unknown keys from its copy (unused), cheaper than keeping them.
-  if (kind === "Pod") {
-    schemas[kind] ??= z.object({
-      metadata: metadata(),
-      spec: z.nullish(z.object({})),
-      status: z.nullish(z.object({})),
-    });
-  } else if (kind === "ResourceClaim") {
-    const result = z.object({
-      request: z.string(),
-      driver: z.string(),
-      pool: z.string(),
-      device: z.string(),
-    });
-    const devices = z.object({ results: z.nullish(z.array(result)) });
-    const allocation = z.object({ devices: z.nullish(devices) });
-    schemas[kind] ??= z.object({
-      metadata: metadata(),
-      status: z.nullish(z.object({ allocation: z.nullish(allocation) })),
-    });
-  } else {
-    schemas[kind] ??= z.object({
-      metadata: metadata(),
-      spec: z.nullish(z.object({ config: z.nullish(z.string()) })),
-    });
-  }
-  return schemas[kind];
+/** An object that may be absent or null, with the fields read from it. */
+function optionalObject(fields: Record<string, JsonType>): JsonType {
+  return { kind: "object", fields, optional: true, nullable: true };
 }
+
+const SHAPES: Record<ReadKind, JsonType> = {
+  Pod: { kind: "object", fields: { metadata: METADATA, spec: ANY_OBJECT, status: ANY_OBJECT } },
+  NetworkAttachmentDefinition: {
+    kind: "object",
+    fields: {
+      metadata: METADATA,
+      spec: {
+        kind: "object",
+        fields: { config: { kind: "string", optional: true, nullable: true } },
+        optional: true,
+        nullable: true,
+      },
+    },
+  },
+  ResourceClaim: {
+    kind: "object",
+    fields: {
+      metadata: METADATA,
+      status: optionalObject({
+        allocation: optionalObject({
+          devices: optionalObject({
+            results: {
+              kind: "array",
+              items: {
+                kind: "object",
+                fields: {
+                  request: { kind: "string" },
+                  driver: { kind: "string" },
+                  pool: { kind: "string" },
+                  device: { kind: "string" },
+                },
+              },
+              optional: true,
+              nullable: true,
+            },
+          }),
+        }),
+      }),
+    },
+  },
+};
 
 /** How messages name a kind: `pod`, `network-attachment-definition`. */
 const KIND_WORDS: Record<ReadKind, string> = {
@@ -258,13 +282,13 @@ export function answerMismatch(value: unknown, expected: ExpectedObject): string
     }
     return `${word} ${objectName(meta)}, not "${expected.namespace}/${expected.name}"`;
   }
-  const checked = schemaOf(expected.kind).safeParse(value);
-  if (!checked.success) {
-    const problems = checked.error.issues.slice(0, 3).map((issue) =>
+  const issues = checkJson(value, SHAPES[expected.kind]);
+  if (issues.length > 0) {
+    const problems = issues.slice(0, 3).map((issue) =>
       `${fieldPath(issue.path)} is ${describeJson(valueAt(value, issue.path))}` +
       (issue.code === "invalid_type" ? ` instead of ${article(issue.expected)}` : "")
     );
-    const more = checked.error.issues.length > 3 ? ", …" : "";
+    const more = issues.length > 3 ? ", …" : "";
     return `${word} "${expected.namespace}/${expected.name}" whose ${problems.join(", ")}${more}`;
   }
   dropNulls(obj, ["spec", "status"]);

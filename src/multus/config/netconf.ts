@@ -1,17 +1,18 @@
 /**
  * @module
  * The Multus network configuration (the plugin's own stdin): every Multus key with its
- * default, matched case-insensitively as Go's encoding/json does, validated with zod.
+ * default, matched case-insensitively as Go's encoding/json does, its types checked
+ * (`util/json_check.ts`).
  * Delegate configurations are kept as their original text: re-serialised through a schema,
  * a delegate would lose the keys the schema does not know.
  */
 
-import * as z from "zod/mini";
 import { ConfigError } from "../../cni/errors.ts";
 import { type NetworkConfig, parseNetworkConfig } from "../../cni/network_config.ts";
 import { rawArrayElements } from "../../cni/raw_json.ts";
 import { parseConfigText } from "../../cni/request.ts";
 import { type LogLevel, parseLogLevel } from "../../log/logger.ts";
+import { checkJson, type JsonIssue, type JsonType } from "../../util/json_check.ts";
 import { valueAt } from "../../util/json_path.ts";
 
 /** Rotation settings of the log file (Multus `logOptions`). */
@@ -67,41 +68,53 @@ export interface MultusNetConf {
   warnings: string[];
 }
 
-const optionalString = z.optional(z.string());
-const optionalBool = z.optional(z.boolean());
-const optionalNumber = z.optional(z.number());
+const optionalString: JsonType = { kind: "string", optional: true };
+const optionalBool: JsonType = { kind: "boolean", optional: true };
+const optionalNumber: JsonType = { kind: "number", optional: true };
+const anything: JsonType = { kind: "unknown" };
+const stringList: JsonType = { kind: "array", items: { kind: "string" } };
 
-/** Schema of the keys' types; the canonical spelling is the key here. */
-const NetConfSchema = z.object({
+/** The keys' types; the canonical spelling is the key here. */
+const NETCONF_TYPES: Record<keyof RawNetConf, JsonType> = {
   cniVersion: optionalString,
   name: optionalString,
   type: optionalString,
-  capabilities: z.optional(z.record(z.string(), z.boolean())),
-  runtimeConfig: z.optional(z.nullable(z.record(z.string(), z.unknown()))),
-  prevResult: z.optional(z.unknown()),
-  ipam: z.optional(z.unknown()),
-  dns: z.optional(z.unknown()),
-  args: z.optional(z.unknown()),
+  capabilities: { kind: "record", values: { kind: "boolean" }, optional: true },
+  runtimeConfig: { kind: "record", values: anything, optional: true, nullable: true },
+  prevResult: anything,
+  ipam: anything,
+  dns: anything,
+  args: anything,
   kubeconfig: optionalString,
-  delegates: z.optional(z.nullable(z.array(z.record(z.string(), z.unknown())))),
+  delegates: {
+    kind: "array",
+    items: { kind: "record", values: anything },
+    optional: true,
+    nullable: true,
+  },
   clusterNetwork: optionalString,
-  defaultNetworks: z.optional(z.nullable(z.array(z.string()))),
+  defaultNetworks: { ...stringList, optional: true, nullable: true },
   confDir: optionalString,
   cniDir: optionalString,
   binDir: optionalString,
   logFile: optionalString,
   logLevel: optionalString,
   logToStderr: optionalBool,
-  logOptions: z.optional(z.nullable(z.object({
-    maxAge: optionalNumber,
-    maxSize: optionalNumber,
-    maxBackups: optionalNumber,
-    compress: optionalBool,
-  }))),
+  logOptions: {
+    kind: "object",
+    fields: {
+      maxAge: optionalNumber,
+      maxSize: optionalNumber,
+      maxBackups: optionalNumber,
+      compress: optionalBool,
+    },
+    optional: true,
+    nullable: true,
+  },
   readinessindicatorfile: optionalString,
   namespaceIsolation: optionalBool,
-  globalNamespaces: z.optional(z.union([z.string(), z.array(z.string())])),
-  systemNamespaces: z.optional(z.nullable(z.array(z.string()))),
+  globalNamespaces: { kind: "union", options: [{ kind: "string" }, stringList], optional: true },
+  systemNamespaces: { ...stringList, optional: true, nullable: true },
   multusNamespace: optionalString,
   auxiliaryCNIChainName: optionalString,
   retryDeleteOnError: optionalBool,
@@ -112,12 +125,48 @@ const NetConfSchema = z.object({
   podResourcesSocket: optionalString,
   deviceCheckpointFile: optionalString,
   deviceInfoDir: optionalString,
-});
+};
 
-type RawNetConf = z.infer<typeof NetConfSchema>;
+/** The configuration as given, once its keys have the types of {@linkcode NETCONF_TYPES}. */
+interface RawNetConf {
+  cniVersion?: string;
+  name?: string;
+  type?: string;
+  capabilities?: Record<string, boolean>;
+  runtimeConfig?: Record<string, unknown> | null;
+  prevResult?: unknown;
+  ipam?: unknown;
+  dns?: unknown;
+  args?: unknown;
+  kubeconfig?: string;
+  delegates?: Record<string, unknown>[] | null;
+  clusterNetwork?: string;
+  defaultNetworks?: string[] | null;
+  confDir?: string;
+  cniDir?: string;
+  binDir?: string;
+  logFile?: string;
+  logLevel?: string;
+  logToStderr?: boolean;
+  logOptions?: LogOptions | null;
+  readinessindicatorfile?: string;
+  namespaceIsolation?: boolean;
+  globalNamespaces?: string | string[];
+  systemNamespaces?: string[] | null;
+  multusNamespace?: string;
+  auxiliaryCNIChainName?: string;
+  retryDeleteOnError?: boolean;
+  daemonSocketDir?: string;
+  delegateTimeoutSeconds?: number;
+  readinessIndicatorTimeoutSeconds?: number;
+  apiTimeoutSeconds?: number;
+  podResourcesSocket?: string;
+  deviceCheckpointFile?: string;
+  deviceInfoDir?: string;
+}
 
 /** Every key the configuration may have, in its canonical spelling. */
-export const NETCONF_KEYS: readonly string[] = Object.keys(NetConfSchema.def.shape);
+export const NETCONF_KEYS: readonly string[] = Object.keys(NETCONF_TYPES);
 
 const CANONICAL_KEYS: Map<string, string> = new Map(
   NETCONF_KEYS.map((key) => [key.toLowerCase(), key]),
@@ -146,9 +195,8 @@ export const NETCONF_DEFAULTS = {
 export function loadMultusNetConf(text: string): MultusNetConf {
   const parsed = parseConfigText(text);
   const { canonical, spelling, unknownKeys } = canonicalizeKeys(parsed);
-  const checked = NetConfSchema.safeParse(canonical);
-  if (!checked.success) {
-    const issue = checked.error.issues[0];
+  const [issue] = checkJson(canonical, { kind: "object", fields: NETCONF_TYPES });
+  if (issue) {
     const field = formatPath(issue.path, spelling);
     throw new ConfigError(
       field,
@@ -158,7 +206,7 @@ export function loadMultusNetConf(text: string): MultusNetConf {
       },
     );
   }
-  const raw: RawNetConf = checked.data;
+  const raw = canonical as RawNetConf;
   const warnings: string[] = [];
 
   let logLevel: LogLevel | undefined;
@@ -350,7 +398,7 @@ function formatPath(path: readonly PropertyKey[], spelling: Map<string, string>)
 }
 
 function describeIssue(
-  issue: z.core.$ZodIssue,
+  issue: JsonIssue,
   field: string,
   input: Record<string, unknown>,
 ): string {
@@ -358,10 +406,7 @@ function describeIssue(
   if (issue.code === "invalid_type") {
     return `"${field}" must be ${article(issue.expected)}, got ${describeValue(found)}`;
   }
-  if (issue.code === "invalid_union") {
-    return `"${field}" has the wrong type, got ${describeValue(found)}`;
-  }
-  return `"${field}" is invalid: ${issue.message}`;
+  return `"${field}" has the wrong type, got ${describeValue(found)}`;
 }
 
 function article(expected: string): string {

@@ -19,6 +19,7 @@ import { findConfigByName, loadConfigFromPath } from "../config/conf_dir.ts";
 import type { Delegate } from "../plan/delegate.ts";
 import { type Invocation, type KubeSession, podLabel } from "../config/invocation.ts";
 import { errorMessage, explain } from "../../util/errors.ts";
+import { startTimer, type Timer } from "../../util/timer.ts";
 import {
   formatNetworkStatus,
   NETWORK_STATUS_ANNOTATION,
@@ -473,13 +474,13 @@ async function mapConcurrently<T, R>(
 }
 
 async function withCap(work: Promise<void>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: Timer | undefined;
   const cap = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
+    timer = startTimer(ms, resolve);
   });
   try {
     await Promise.race([work.catch(() => {}), cap]);
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }

@@ -105,6 +105,11 @@ export async function openKubeSession(
   open: OpenKubeAccess = openOwnAccess,
 ): Promise<KubeSession | undefined> {
   const access = await open(inv.conf, inv.env, inv.log);
+  inv.log.debug(
+    `API client ${access ? `for ${access.client.server} ` : ""}ready ${
+      Math.round(performance.now())
+    } ms after start`,
+  );
   return access ? new RequestKubeSession(access, inv) : undefined;
 }
 

@@ -135,6 +135,7 @@ async function openSession(
   open: OpenKubeAccess | undefined,
 ): Promise<KubeSession | undefined> {
   const { openKubeSession } = await import("../kube/session.ts");
+  inv.log.debug(`Kubernetes modules loaded ${Math.round(performance.now())} ms after start`);
   return await openKubeSession(inv, open);
 }
 
