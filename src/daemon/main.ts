@@ -27,6 +27,8 @@ import { timedExec } from "./timed_exec.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
+import { DelegateApi } from "./delegate_api.ts";
+import type { RunningHotplug } from "./hotplug_start.ts";
 import { prepareSocketDir, prepareSocketPath, SocketError } from "./socket.ts";
 import { type StartLock, takeStartLock } from "./start_lock.ts";
 
@@ -185,6 +187,23 @@ async function serveLocked(
     }
   }
 
+  // Every delegate the daemon runs (CNI requests, hot-plug, /delegate) runs through it.
+  const exec = timedExec(
+    (plugin, command, seconds, ok) =>
+      metrics.delegateDuration.observe(
+        { plugin, command, result: ok ? "success" : "error" },
+        seconds,
+      ),
+    delegateExec,
+  );
+  const delegateApi = new DelegateApi({
+    overlay: config.overlay,
+    limiter,
+    queueWaitMs: config.queueTimeoutSeconds * 1000,
+    log,
+    env: Deno.env.toObject(),
+    exec,
+  });
   await kube.start();
   let server: DaemonServer;
   try {
@@ -192,20 +211,14 @@ async function serveLocked(
       socketPath: config.socketPath,
       handler: new InProcessCniHandler(Deno.env.toObject(), {
         openKubeClient: kube.access,
-        exec: timedExec(
-          (plugin, command, seconds, ok) =>
-            metrics.delegateDuration.observe(
-              { plugin, command, result: ok ? "success" : "error" },
-              seconds,
-            ),
-          delegateExec,
-        ),
+        exec,
       }),
       overlay: config.overlay,
       limiter,
       queueWaitMs: config.queueTimeoutSeconds * 1000,
       requestTimeoutMs: config.requestTimeoutSeconds * 1000,
       metrics,
+      delegate: (request) => delegateApi.handle(request),
     });
   } catch (err) {
     const message = err instanceof SocketError
@@ -215,6 +228,29 @@ async function serveLocked(
     await kube.stop(0);
     await metricsServer?.close();
     return 1;
+  }
+
+  let hotplug: RunningHotplug | undefined;
+  if (config.hotPlug) {
+    try {
+      const { startHotplug } = await import("./hotplug_start.ts");
+      hotplug = await startHotplug({
+        nodeName: config.nodeName,
+        overlay: config.overlay,
+        limiter,
+        registry: metrics.registry,
+        queueWaitMs: config.queueTimeoutSeconds * 1000,
+        passTimeoutMs: config.requestTimeoutSeconds * 1000,
+        log,
+        env: Deno.env.toObject(),
+        kube,
+        exec,
+      });
+      say("verbose", `daemon: hot-plug on for the pods of node ${config.nodeName}`);
+    } catch (err) {
+      // The socket is served: CNI requests go on; only hot-plug is off.
+      say("error", `daemon: hot-plug is off: ${errorMessage(err)}`);
+    }
   }
 
   say(
@@ -227,7 +263,9 @@ async function serveLocked(
 
   const signal = await stopSignal();
   say("verbose", `daemon: ${signal}: draining (readyz 500, new requests to the shims)`);
+  const hotplugStopped = hotplug?.stop();
   const unfinished = await server.shutdown(config.shutdownGraceSeconds * 1000);
+  await hotplugStopped;
   const unsent = await kube.stop(EVENT_FLUSH_MS);
   if (unsent > 0) say("error", `daemon: ${unsent} pod event(s) not posted at shutdown`);
   await metricsServer?.close();

@@ -8,7 +8,7 @@
  *   plugin prints instead.
  * - `GET|POST /healthz`: 200 while the process serves.
  * - `GET|POST /readyz`: 200, or 500 once SIGTERM arrived.
- * - `POST /delegate` (Multus's hot-plug API): 501, not supported yet.
+ * - `POST /delegate` (Multus's hot-plug API): see `delegate_api.ts`.
  *
  * Requests are checked like the plugin's stdin, then bounded: at most `maxParallel` run, at
  * most `maxQueued` wait (each up to `queueWaitMs`); beyond that the answer is CNI code 11.
@@ -49,6 +49,8 @@ export interface DaemonServerOptions {
   /** How long a request may run before its caller gets code 11 (the work goes on). */
   requestTimeoutMs: number;
   metrics: DaemonMetrics;
+  /** Serves `POST /delegate` (Multus's hot-plug API); 501 without it. */
+  delegate?: (request: Request) => Promise<Response>;
 }
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
@@ -147,6 +149,13 @@ export class DaemonServer {
         return this.#handleCni(request);
       case "/delegate":
         if (method !== "POST") return methodNotAllowed();
+        if (this.#draining) {
+          return errorResponse(
+            503,
+            new CniError(CniErrorCode.TryAgainLater, "The multus daemon is shutting down"),
+          );
+        }
+        if (this.#options.delegate) return this.#options.delegate(request);
         return errorResponse(
           501,
           new CniError(

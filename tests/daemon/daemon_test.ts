@@ -167,8 +167,9 @@ Deno.test("healthz and readyz answer; other paths and methods are refused as Mul
     assert.equal((await socketRequest(node.socketPath, "GET", "/cni")).status, 405);
     assert.equal((await socketRequest(node.socketPath, "GET", "/nothing")).status, 404);
     const delegate = await socketRequest(node.socketPath, "POST", "/delegate", {});
-    assert.equal(delegate.status, 501);
-    assert.match(JSON.parse(delegate.text).msg, /hot-plug/);
+    // Multus's hot-plug API: an empty request is refused with a CNI error naming what lacks.
+    assert.equal(delegate.status, 400);
+    assert.match(JSON.parse(delegate.text).msg, /CNI_COMMAND/);
     const socket = await Deno.stat(node.socketPath);
     assert.equal(socket.mode! & 0o777, 0o600);
     assert.equal((await Deno.stat(node.socketDir)).mode! & 0o777, 0o700);

@@ -54,6 +54,11 @@ export interface DaemonConfig {
   requestTimeoutSeconds: number;
   /** Ours: after SIGTERM, how long running requests may take to finish. */
   shutdownGraceSeconds: number;
+  /**
+   * Ours: attach and detach networks of running pods when their networks annotation changes
+   * (off by default: a running application sees interfaces appear and disappear).
+   */
+  hotPlug: boolean;
   /** The netconf keys laid over every request (all but the logging keys). */
   overlay: ConfOverlay;
   /** Things to say once at start (ignored or not yet applied keys). */
@@ -138,7 +143,8 @@ The configuration takes Multus's daemon-config.json keys (socketDir, chrootDir, 
 logLevel, logToStderr, logOptions, metricsPort, cniVersion, confDir, cniDir, binDir, ... and
 every multus netconf key, laid over each request) and ours: maxParallelRequests (${DAEMON_DEFAULTS.maxParallelRequests}),
 maxQueuedRequests (${DAEMON_DEFAULTS.maxQueuedRequests}), queueTimeoutSeconds (${DAEMON_DEFAULTS.queueTimeoutSeconds}), requestTimeoutSeconds (${DAEMON_DEFAULTS.requestTimeoutSeconds}),
-shutdownGraceSeconds (${DAEMON_DEFAULTS.shutdownGraceSeconds}), metricsAddress (${DAEMON_DEFAULTS.metricsAddress}).
+shutdownGraceSeconds (${DAEMON_DEFAULTS.shutdownGraceSeconds}), metricsAddress (${DAEMON_DEFAULTS.metricsAddress}),
+hotPlug (false: networks of running pods follow their annotation).
 `;
 }
 
@@ -169,6 +175,7 @@ const DaemonKeysSchema = z.object({
   queueTimeoutSeconds: positiveSeconds,
   requestTimeoutSeconds: positiveSeconds,
   shutdownGraceSeconds: z.optional(z.number().check(z.nonnegative())),
+  hotPlug: optionalBool,
 });
 
 const DAEMON_KEYS = Object.keys(DaemonKeysSchema.def.shape);
@@ -292,6 +299,13 @@ export function parseDaemonConfig(
     );
   }
 
+  if (d.hotPlug && where.nodeName === "") {
+    throw new DaemonConfigError(
+      `Cannot use the daemon configuration ${file}: "${
+        spelling.get("hotPlug")
+      }" needs this node's name (MULTUS_NODE_NAME or --node-name): hot-plug acts only on this node's pods`,
+    );
+  }
   const socketDir = resolve(d.socketDir || DEFAULT_SOCKET_DIR);
   return {
     file,
@@ -308,6 +322,7 @@ export function parseDaemonConfig(
     queueTimeoutSeconds: d.queueTimeoutSeconds ?? DAEMON_DEFAULTS.queueTimeoutSeconds,
     requestTimeoutSeconds: d.requestTimeoutSeconds ?? DAEMON_DEFAULTS.requestTimeoutSeconds,
     shutdownGraceSeconds: d.shutdownGraceSeconds ?? DAEMON_DEFAULTS.shutdownGraceSeconds,
+    hotPlug: d.hotPlug ?? false,
     overlay,
     warnings,
   };

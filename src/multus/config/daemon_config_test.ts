@@ -93,3 +93,20 @@ Deno.test("parseDaemonConfig() warns about unknown keys and keys it does not app
   assert.match(config.warnings.join("\n"), /"multusConfigFile" is not used/);
   assert.match(config.warnings.join("\n"), /unknown logLevel "loud"/);
 });
+
+Deno.test("parseDaemonConfig(): hotPlug is off by default, must be a boolean, and needs the node name", () => {
+  assert.equal(parseDaemonConfig("{}", where).hotPlug, false);
+  assert.equal(
+    parseDaemonConfig('{"hotPlug": true}', { ...where, nodeName: "n1" }).hotPlug,
+    true,
+  );
+  assert.throws(
+    () => parseDaemonConfig('{"hotPlug": true}', where),
+    (err) =>
+      err instanceof DaemonConfigError && /"hotPlug" needs this node's name/.test(err.message),
+  );
+  assert.throws(
+    () => parseDaemonConfig('{"hotplug": "yes"}', { ...where, nodeName: "n1" }),
+    (err) => err instanceof DaemonConfigError && /"hotplug" must be a boolean/.test(err.message),
+  );
+});

@@ -230,6 +230,25 @@ async function resolveNetworks(
   return delegates;
 }
 
+/**
+ * Elements of a pod's networks annotation resolved as ADD resolves them (namespace
+ * isolation, the NAD, `cni-args`, the pod's requests), for hot-plug: every one is known
+ * before anything is attached; the first that cannot be resolved throws.
+ */
+export async function resolveSelectedNetworks(
+  inv: Invocation,
+  kube: KubeSession,
+  pod: Pod,
+  selections: NetworkSelection[],
+): Promise<Delegate[]> {
+  for (const s of selections) checkNamespaceIsolation(inv, s);
+  return await mapConcurrently(
+    selections,
+    NAD_READS_IN_FLIGHT,
+    (s) => delegateFromSelection(inv, kube, pod, s, true),
+  );
+}
+
 function checkNamespaceIsolation(inv: Invocation, s: NetworkSelection): void {
   const { conf } = inv;
   const podNs = inv.pod!.namespace;
@@ -342,8 +361,11 @@ async function nadConfig(
   return config;
 }
 
-/** Merges the selection's `cni-args` into `args.cni` of the config (every plugin of a list). */
-function withCniArgs(
+/**
+ * Merges a selection's `cni-args` into `args.cni` of the config (every plugin of a list);
+ * `label` names the network in errors.
+ */
+export function withCniArgs(
   config: NetworkConfig,
   cniArgs: Record<string, unknown>,
   label: string,

@@ -42,6 +42,11 @@ export interface Delegate {
   resourceName?: string;
   /** `cni-args` of the selection, merged into `args.cni`. */
   cniArgs?: Record<string, unknown>;
+  /**
+   * For a network named by the pod's networks annotation: that element, canonical
+   * (`selectionKey` of `selection_key.ts`), so hot-plug can tell which attached network it is.
+   */
+  selection?: string;
 }
 
 /** A delegate with its interface name decided. */

@@ -12,6 +12,7 @@ import { validateIfName } from "../../cni/request.ts";
 import type { BandwidthEntry, Delegate, PortMapping } from "./delegate.ts";
 import type { NetworkConfig } from "../../cni/network_config.ts";
 import { errorMessage, isObject } from "../../util/errors.ts";
+import { selectionKey } from "./selection_key.ts";
 
 /** Pod annotation listing the extra networks. */
 export const NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks";
@@ -359,5 +360,6 @@ export function selectionToDelegate(
     deviceID: s.deviceID,
     resourceName: options.resourceName,
     cniArgs: s.cniArgs,
+    selection: selectionKey(s),
   };
 }

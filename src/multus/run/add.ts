@@ -72,7 +72,11 @@ export async function cmdAdd(inv: Invocation): Promise<string> {
 
   // Before the first delegate runs: a crash from here on leaves DEL all it needs.
   try {
-    await saveScratchCache(conf.cniDir, request.containerId, conf.name, delegates);
+    await saveScratchCache(conf.cniDir, request.containerId, conf.name, delegates, {
+      netns: request.netns,
+      ifName: request.ifName,
+      path: request.path,
+    });
   } catch (err) {
     throw explain(err, `Cannot add networks to ${podLabel(inv)}`);
   }

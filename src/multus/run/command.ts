@@ -144,11 +144,11 @@ async function runCommand(inv: Invocation, stdin: string): Promise<string> {
     case "ADD": {
       if (usesKubernetes(inv)) (await import("../kube/session.ts")).prefetchPod(inv);
       const { cmdAdd } = await import("./add.ts");
-      return await cmdAdd(inv);
+      return await withSandboxLock(inv, () => cmdAdd(inv));
     }
     case "DEL": {
       const { cmdDel } = await import("./del.ts");
-      await cmdDel(inv);
+      await withSandboxLock(inv, () => cmdDel(inv));
       return "";
     }
     case "CHECK": {
@@ -168,6 +168,24 @@ async function runCommand(inv: Invocation, stdin: string): Promise<string> {
     }
     case "VERSION":
       throw new CniError(999, "VERSION is answered by the skeleton");
+  }
+}
+
+/**
+ * Runs ADD or DEL holding the sandbox's lock (hot-plug takes it too); the lock file goes
+ * when the container has no scratch cache left.
+ */
+async function withSandboxLock<T>(inv: Invocation, work: () => Promise<T>): Promise<T> {
+  const { lockSandbox } = await import("./sandbox_lock.ts");
+  const lock = await lockSandbox(inv.request.containerId, inv.log);
+  try {
+    return await work();
+  } finally {
+    const { scratchCachePath } = await import("./scratch_cache.ts");
+    const cached = await Promise.resolve()
+      .then(() => Deno.stat(scratchCachePath(inv.conf.cniDir, inv.request.containerId)))
+      .then(() => true, () => false);
+    await lock.release({ remove: !cached });
   }
 }
 

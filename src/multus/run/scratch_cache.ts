@@ -28,17 +28,31 @@ export function scratchCachePath(cniDir: string, containerId: string): string {
 }
 
 /**
+ * The sandbox a cache belongs to, as the runtime's ADD named it: what a later change of the
+ * pod's networks (hot-plug) needs to run delegates in it.
+ */
+export interface SandboxRecord {
+  /** `CNI_NETNS`. */
+  netns: string;
+  /** `CNI_IFNAME` of the default network. */
+  ifName: string;
+  /** `CNI_PATH`. */
+  path: string[];
+}
+
+/**
  * Writes the scratch cache atomically (file 0600, directory 0700); `network` is the multus
- * configuration's `name`, recorded in every entry.
+ * configuration's `name`, recorded in every entry, as is `sandbox` when given.
  */
 export async function saveScratchCache(
   cniDir: string,
   containerId: string,
   network: string,
   delegates: CachedDelegate[],
+  sandbox?: SandboxRecord,
 ): Promise<void> {
   const path = scratchCachePath(cniDir, containerId);
-  const entries = delegates.map((d) => toMultusEntry(d, network));
+  const entries = delegates.map((d) => toMultusEntry(d, network, sandbox));
   try {
     await writeFileAtomic(path, JSON.stringify(entries), { mode: 0o600, dirMode: 0o700 });
   } catch (err) {
@@ -64,6 +78,8 @@ export type ScratchCacheState =
     delegates: CachedDelegate[];
     /** The multus network that wrote the file; undefined for caches that do not say. */
     network?: string;
+    /** The sandbox, for caches written since it is recorded. */
+    sandbox?: SandboxRecord;
   };
 
 /**
@@ -95,6 +111,7 @@ export async function loadScratchCache(
       path,
       delegates,
       network: typeof network === "string" && network !== "" ? network : undefined,
+      sandbox: sandboxOf(entries[0]?.[SANDBOX_KEY]),
     };
   } catch (err) {
     return { kind: "corrupt", path, reason: errorMessage(err) };
@@ -124,8 +141,24 @@ export async function removeScratchCache(cniDir: string, containerId: string): P
  * case-insensitively; no field of Multus's DelegateNetConf has this name, so Multus ignores it.
  */
 const NETWORK_KEY = "multusNetwork";
+/** Key of the sandbox record in each entry (ours; Multus ignores it). */
+const SANDBOX_KEY = "sandbox";
 
-function toMultusEntry(d: CachedDelegate, network: string): Record<string, unknown> {
+function sandboxOf(value: unknown): SandboxRecord | undefined {
+  if (!value || typeof value !== "object") return undefined;
+  const r = value as Record<string, unknown>;
+  if (typeof r.netns !== "string" || r.netns === "" || typeof r.ifName !== "string") {
+    return undefined;
+  }
+  const path = Array.isArray(r.path) ? r.path.filter((p) => typeof p === "string") : [];
+  return { netns: r.netns, ifName: r.ifName, path };
+}
+
+function toMultusEntry(
+  d: CachedDelegate,
+  network: string,
+  sandbox: SandboxRecord | undefined,
+): Record<string, unknown> {
   const c = d.config;
   const conf = c.isList
     ? { cniVersion: c.cniVersion, name: c.name }
@@ -156,6 +189,8 @@ function toMultusEntry(d: CachedDelegate, network: string): Record<string, unkno
     args: d.args,
     capabilityArgs: d.capabilityArgs,
     pod: d.pod,
+    selection: d.selection,
+    [SANDBOX_KEY]: sandbox,
   };
   for (const key of Object.keys(entry)) if (entry[key] === undefined) delete entry[key];
   return entry;
@@ -189,5 +224,6 @@ function fromMultusEntry(e: unknown, index: number, cniIfName: string): CachedDe
       ? (r.capabilityArgs as Record<string, unknown>)
       : undefined,
     pod: r.pod && typeof r.pod === "object" ? (r.pod as PodIdentity) : undefined,
+    selection: str(r.selection),
   };
 }
