@@ -6,7 +6,7 @@
  * a file whose modification time did not change is not read again.
  */
 
-import { join } from "node:path";
+import { join } from "../util/path.ts";
 import { validateContainerId } from "../cni/request.ts";
 import { loadScratchCache } from "../multus/run/scratch_cache.ts";
 import { type Sandbox, sandboxPod } from "../multus/run/hotplug.ts";
