@@ -32,7 +32,9 @@ Deno.test("N+1 concurrent ADDs: the extra one waits, then gets code 11 at the qu
   const daemon = await startDaemon(node, {
     maxParallelRequests: 2,
     maxQueuedRequests: 1,
-    queueTimeoutSeconds: 1,
+    // Long enough for the fourth shim to start and be refused while the third still waits,
+    // even on a loaded machine (with 1 s the third could time out first).
+    queueTimeoutSeconds: 10,
   });
   try {
     const running = await Promise.all([0, 1].map(async () => {
@@ -63,7 +65,7 @@ Deno.test("N+1 concurrent ADDs: the extra one waits, then gets code 11 at the qu
     const late = await queued;
     assert.equal(late.code, 1);
     assert.equal(late.json!.code, 11);
-    assert.match(String(late.json!.msg), /busy: .* waited 1 s for one of the 2 request slots/);
+    assert.match(String(late.json!.msg), /busy: .* waited 10 s for one of the 2 request slots/);
     for (const pod of [queuedPod, refusedPod]) {
       assert.equal(await pod.ns.link("eth0"), undefined, "nothing attached");
       assert.equal(
