@@ -75,6 +75,9 @@ function progress(text: string): void {
   print(`[${((performance.now() - began) / 1000).toFixed(0).padStart(4)} s] ${text}`);
 }
 
+/** Set by SIGINT/SIGTERM: no new pod is made after it. */
+let interrupted = false;
+
 /** Everything to undo at the end, most recent first. */
 const cleanups: (() => Promise<unknown>)[] = [];
 let cleaning: Promise<void> | undefined;
@@ -538,6 +541,7 @@ let podCounter = 0;
 
 /** Creates the pod in the API server (bound to the node) and its network namespace. */
 async function newPod(b: Bench, tag: string, networks: number): Promise<BenchPod> {
+  if (interrupted) throw new Error("interrupted");
   const name = `${tag}-${(podCounter++).toString(36)}`;
   const stored = b.api.setPod({
     metadata: {
@@ -551,6 +555,11 @@ async function newPod(b: Bench, tag: string, networks: number): Promise<BenchPod
     spec: { nodeName: NODE, containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] },
   });
   const ns = await TestNetns.create();
+  if (interrupted) {
+    // Cleanup may have gone through the namespaces while this one was being made.
+    await ns.remove();
+    throw new Error("interrupted");
+  }
   b.namespaces.add(ns);
   return {
     name,
@@ -974,9 +983,13 @@ async function main(): Promise<number> {
     Deno.stderr.writeSync(encoder.encode("scripts/bench-peers must run as root\n"));
     return 1;
   }
+  // The run stops at its next pod (the calls under way finish), then cleans up; cleaning up
+  // while it went on would race the pods it still made.
   const onSignal = () => {
-    Deno.stderr.writeSync(encoder.encode("interrupted: cleaning up\n"));
-    cleanupAll().finally(() => Deno.exit(130));
+    if (interrupted) return;
+    interrupted = true;
+    Deno.stderr.writeSync(encoder.encode("interrupted: stopping at the next pod, cleaning up\n"));
+    setTimeout(() => cleanupAll().finally(() => Deno.exit(130)), 120_000);
   };
   Deno.addSignalListener("SIGINT", onSignal);
   Deno.addSignalListener("SIGTERM", onSignal);
@@ -996,6 +1009,7 @@ async function main(): Promise<number> {
     print(`Wrote ${OUT}`);
     return 0;
   } catch (err) {
+    if (interrupted) return 130;
     Deno.stderr.writeSync(
       encoder.encode(`scripts/bench-peers: ${err instanceof Error ? err.stack : err}\n`),
     );
