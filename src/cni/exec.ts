@@ -41,6 +41,30 @@ export interface ExecOptions {
   parseOutput?: boolean;
 }
 
+/**
+ * How plugin processes are started, beyond libcni's default (this process's environment plus
+ * the CNI variables, the plugin run directly). See {@linkcode processExecWith}.
+ */
+export interface PluginLaunch {
+  /**
+   * Program and arguments the plugin runs under, its path appended (e.g.
+   * `["/usr/sbin/chroot", "/host"]`); stdin, stdout and stderr reach the plugin unchanged.
+   */
+  wrapper?: string[];
+  /** The environment under the CNI variables (default: this process's own, as libcni). */
+  baseEnv?: Record<string, string>;
+  /**
+   * The root directory the plugin sees (a chroot): plugin directories are looked up under it
+   * and the returned path is the plugin's path as seen from inside.
+   */
+  root?: string;
+  /**
+   * Told of each plugin process once started (its pid, which is also its process group, and the
+   * request's variables); the function it returns is called once the process has ended.
+   */
+  track?: (pid: number, env: PluginEnv) => () => void;
+}
+
 /** Most bytes read from a plugin's stdout or stderr; more is an error. */
 export const MAX_PLUGIN_OUTPUT = 4 * 1024 * 1024;
 
@@ -66,7 +90,7 @@ export const OUTPUT_GRACE_MS = 1000;
  * names, names with `/` and `.`/`..` before looking (DelegateError, code 7); a missing plugin
  * is a DelegateError naming the directories searched.
  */
-export async function findPlugin(type: string, dirs: string[]): Promise<string> {
+export async function findPlugin(type: string, dirs: string[], root?: string): Promise<string> {
   if (
     type === "" || type === "." || type === ".." || type.includes("/") || type.includes("\\") ||
     type.includes("\0")
@@ -82,8 +106,8 @@ export async function findPlugin(type: string, dirs: string[]): Promise<string> 
     if (dir === "") continue;
     const candidate = join(dir, type);
     try {
-      // Deno.stat follows symlinks, as Go's os.Stat does in libcni's FindInPath.
-      const info = await Deno.stat(candidate);
+      // Symlinks are followed, as Go's os.Stat does in libcni's FindInPath.
+      const info = root ? await statUnder(root, candidate) : await Deno.stat(candidate);
       if (info.isFile) return candidate;
     } catch {
       // missing or unreadable: try the next directory
@@ -97,21 +121,65 @@ export async function findPlugin(type: string, dirs: string[]): Promise<string> 
 }
 
 /**
+ * Stats `path` as a process whose root directory is `root` sees it: symlinks are followed,
+ * an absolute target starting again at `root`, `..` never leaving it.
+ */
+async function statUnder(root: string, path: string): Promise<Deno.FileInfo> {
+  const base = root.replace(/\/+$/, "");
+  let rest = path.split("/").filter((p) => p !== "" && p !== ".");
+  let resolved: string[] = [];
+  for (let links = 0; rest.length > 0;) {
+    const part = rest.shift()!;
+    if (part === "..") {
+      resolved.pop();
+      continue;
+    }
+    const here = `${base}/${[...resolved, part].join("/")}`;
+    const info = await Deno.lstat(here);
+    if (!info.isSymlink) {
+      resolved.push(part);
+      continue;
+    }
+    if (++links > 40) throw new Error(`too many levels of symbolic links in ${path}`);
+    const target = await Deno.readLink(here);
+    if (target.startsWith("/")) resolved = [];
+    rest = [...target.split("/").filter((p) => p !== "" && p !== "."), ...rest];
+  }
+  return await Deno.stat(`${base}/${resolved.join("/")}`);
+}
+
+/**
  * Runs a plugin with the process environment plus the CNI variables, `stdin` as its input,
  * a timeout, and its stderr captured (and forwarded to ours). Returns the parsed JSON stdout
  * (undefined when stdout is empty). A non-zero exit becomes a DelegateError carrying the
  * plugin's CNI error code and message, or its stderr when it printed no error JSON.
  * "text file busy" is retried as libcni does.
  */
-export async function execPlugin(
+export function execPlugin(
   pluginPath: string,
   stdin: string,
   env: PluginEnv,
   options: ExecOptions,
 ): Promise<unknown> {
+  return runPlugin(pluginPath, stdin, env, options, {});
+}
+
+async function runPlugin(
+  pluginPath: string,
+  stdin: string,
+  env: PluginEnv,
+  options: ExecOptions,
+  launch: PluginLaunch,
+): Promise<unknown> {
   const type = basename(pluginPath);
-  const child = await spawnWithRetry(pluginPath, env, options.log ?? rootLog);
-  const run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
+  const child = await spawnWithRetry(pluginPath, env, options.log ?? rootLog, launch);
+  const untrack = launch.track?.(child.pid, env);
+  let run: CollectedRun;
+  try {
+    run = await collect(child, new TextEncoder().encode(stdin), options.timeoutMs);
+  } finally {
+    untrack?.();
+  }
   const stdout = new TextDecoder().decode(run.stdout);
   const stderr = new TextDecoder().decode(run.stderr);
 
@@ -201,10 +269,14 @@ async function spawnWithRetry(
   pluginPath: string,
   env: PluginEnv,
   log: Logger,
+  launch: PluginLaunch,
 ): Promise<Deno.ChildProcess> {
   const type = basename(pluginPath);
-  const command = new Deno.Command(pluginPath, {
-    env: cniEnvironment(env),
+  const [program, ...args] = [...(launch.wrapper ?? []), pluginPath];
+  const command = new Deno.Command(program, {
+    args,
+    env: launch.baseEnv ? { ...launch.baseEnv, ...cniEnvironment(env) } : cniEnvironment(env),
+    clearEnv: launch.baseEnv !== undefined,
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -401,3 +473,15 @@ function truncate(text: string): string {
 
 /** The {@linkcode Exec} that runs plugins as child processes. */
 export const processExec: Exec = { findPlugin, execPlugin };
+
+/**
+ * An {@linkcode Exec} that runs plugins as child processes started as `launch` says (under a
+ * wrapper such as chroot, with an environment of its own).
+ */
+export function processExecWith(launch: PluginLaunch): Exec {
+  return {
+    findPlugin: (type, dirs) => findPlugin(type, dirs, launch.root),
+    execPlugin: (pluginPath, stdin, env, options) =>
+      runPlugin(pluginPath, stdin, env, options, launch),
+  };
+}

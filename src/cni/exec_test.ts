@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { execPlugin, findPlugin, MAX_PLUGIN_OUTPUT, type PluginEnv } from "./exec.ts";
+import {
+  execPlugin,
+  findPlugin,
+  MAX_PLUGIN_OUTPUT,
+  type PluginEnv,
+  processExecWith,
+} from "./exec.ts";
 import { DelegateError } from "./errors.ts";
 
 async function writePlugin(dir: string, name: string, body: string): Promise<string> {
@@ -346,5 +352,52 @@ Deno.test("execPlugin() does not wait for a child that holds stdin it never read
     } finally {
       await killRecorded(join(dir, "holder"));
     }
+  });
+});
+
+Deno.test("findPlugin() under a root looks there and follows symlinks as a process chrooted there would", async () => {
+  await withTempDir(async (root) => {
+    const bin = join(root, "opt", "cni", "bin");
+    await Deno.mkdir(bin, { recursive: true });
+    await Deno.mkdir(join(root, "usr", "libexec"), { recursive: true });
+    await writePlugin(join(root, "usr", "libexec"), "real", "exit 0");
+    // Absolute targets start at the root; ".." stops there.
+    await Deno.symlink("/usr/libexec/real", join(bin, "absolute"));
+    await Deno.symlink("../../../../../usr/libexec/real", join(bin, "relative"));
+    await Deno.symlink("/bin/sh", join(bin, "host-only"));
+    const { findPlugin: inside } = processExecWith({ root });
+    assert.equal(await inside("absolute", ["/opt/cni/bin"]), "/opt/cni/bin/absolute");
+    assert.equal(await inside("relative", ["/opt/cni/bin"]), "/opt/cni/bin/relative");
+    const err = await rejected(inside("host-only", ["/opt/cni/bin"]));
+    assert.match(err.message, /failed to find plugin "host-only" in path \[\/opt\/cni\/bin\]/);
+  });
+});
+
+Deno.test("processExecWith() runs the plugin under its wrapper with only the base environment and the CNI variables", async () => {
+  await withTempDir(async (dir) => {
+    const plugin = await writePlugin(dir, "dump", 'env | sort > "$0.env"; cat > "$0.stdin"');
+    Deno.env.set("EXEC_TEST_DAEMON_SECRET", "leak");
+    try {
+      const exec = processExecWith({
+        baseEnv: { PATH: "/usr/bin:/bin" },
+        wrapper: ["/usr/bin/env", "WRAPPED=yes"],
+      });
+      await exec.execPlugin(plugin, '{"a":1}', ENV, { timeoutMs: 10_000 });
+    } finally {
+      Deno.env.delete("EXEC_TEST_DAEMON_SECRET");
+    }
+    const env = (await Deno.readTextFile(`${plugin}.env`)).split("\n").filter((l) => l !== "");
+    const names = env.map((l) => l.slice(0, l.indexOf("=")));
+    assert.ok(!names.includes("EXEC_TEST_DAEMON_SECRET"), env.join("\n"));
+    assert.ok(env.includes("WRAPPED=yes"), "run under the wrapper");
+    assert.ok(env.includes("PATH=/usr/bin:/bin"));
+    assert.ok(env.includes("CNI_CONTAINERID=ctr1"));
+    assert.deepEqual(
+      names.filter((n) =>
+        !n.startsWith("CNI_") && !["PATH", "WRAPPED", "PWD", "SHLVL", "_"].includes(n)
+      ),
+      [],
+    );
+    assert.equal(await Deno.readTextFile(`${plugin}.stdin`), '{"a":1}', "stdin unchanged");
   });
 });

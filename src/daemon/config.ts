@@ -31,7 +31,7 @@ export interface DaemonConfig {
   socketDir: string;
   /** `<socketDir>/multus.sock`. */
   socketPath: string;
-  /** `chrootDir`: accepted; delegates do not run chrooted yet (a warning says so). */
+  /** `chrootDir`: delegates run inside it (through `chroot`); "" runs them in the daemon's view. */
   chrootDir: string;
   /** The daemon's own logging (`logFile`, `logLevel`, `logToStderr`, `logOptions`). */
   logging: {
@@ -277,12 +277,6 @@ export function parseDaemonConfig(
   const overlay = withoutLogKeys(fileOverlay);
   warnings.push(...netconf.warnings);
 
-  if (d.chrootDir) {
-    warnings.push(
-      `"chrootDir" (${d.chrootDir}) is not applied yet: delegates run in the daemon's own ` +
-        "view of the filesystem, so mount the host paths they need at the same paths",
-    );
-  }
   for (const key of GENERATOR_KEYS) {
     if ((d as Record<string, unknown>)[key] !== undefined) {
       warnings.push(
@@ -304,7 +298,7 @@ export function parseDaemonConfig(
     nodeName: where.nodeName,
     socketDir,
     socketPath: `${socketDir === "/" ? "" : socketDir}/${SOCKET_NAME}`,
-    chrootDir: d.chrootDir ?? "",
+    chrootDir: d.chrootDir ? resolve(d.chrootDir) : "",
     logging,
     metricsPort: d.metricsPort,
     metricsAddress: d.metricsAddress || DAEMON_DEFAULTS.metricsAddress,

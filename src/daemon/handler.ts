@@ -7,8 +7,7 @@
 
 import { type CniPlugin, runSkel } from "../cni/skel.ts";
 import { log } from "../log/logger.ts";
-import { loadMultusNetConf } from "../multus/config/netconf.ts";
-import { multusPlugin } from "../multus/run/command.ts";
+import { type CommandDeps, multusPlugin } from "../multus/run/command.ts";
 
 /** One CNI request as the daemon received it (overlay applied). */
 export interface CniCall {
@@ -43,33 +42,26 @@ export interface CniHandler {
  * Runs requests in this process through the CNI skeleton with the Multus plugin, the thin
  * plugin's own code, so the daemon's ADD and DEL give exactly the thin plugin's results,
  * caches and annotations. Each request has its own logger (a child of the daemon's) and its
- * own API session; the daemon's logger is configured once, from the daemon's configuration.
- *
- * Kubernetes-mode requests are declined for now (the shim runs them): each would open its own
- * API client, and the daemon's request kubeconfig paths are the host's; they come to the
- * daemon with its shared client and watch caches.
+ * own API session over the daemon's shared client, reading its watch caches first; the
+ * daemon's logger is configured once, from the daemon's configuration.
  */
 export class InProcessCniHandler implements CniHandler {
-  #env: Record<string, string | undefined>;
   #plugin: CniPlugin;
 
-  /** @param processEnv The daemon's environment (in-cluster API variables are read there). */
-  constructor(processEnv: Record<string, string | undefined>) {
-    this.#env = processEnv;
-    this.#plugin = multusPlugin({ log, configureLog: false, env: processEnv });
+  /**
+   * @param processEnv The daemon's environment (in-cluster API variables are read there).
+   * @param shared What the daemon's requests share: its API access (shared clients, caches,
+   *   event queue) and the way delegates run (timed for its metrics).
+   */
+  constructor(
+    processEnv: Record<string, string | undefined>,
+    shared: Pick<CommandDeps, "openKubeClient" | "exec"> = {},
+  ) {
+    this.#plugin = multusPlugin({ log, configureLog: false, env: processEnv, ...shared });
   }
 
-  declines(call: CniCall): string | undefined {
-    if (call.command === "VERSION") return undefined;
-    let kubeconfig = "";
-    try {
-      kubeconfig = loadMultusNetConf(call.config).kubeconfig;
-    } catch {
-      // The plugin reports a broken configuration itself (DEL then uses the scratch cache).
-    }
-    const inCluster = this.#env.KUBERNETES_SERVICE_HOST !== undefined &&
-      this.#env.KUBERNETES_SERVICE_PORT !== undefined;
-    return kubeconfig !== "" || inCluster ? "kubernetes-mode" : undefined;
+  declines(_call: CniCall): string | undefined {
+    return undefined;
   }
 
   async handle(call: CniCall): Promise<CniAnswer> {

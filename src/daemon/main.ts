@@ -6,19 +6,34 @@
  * `shutdownGraceSeconds` to finish, the socket is removed, and the process exits 0.
  */
 
+import type { Exec } from "../cni/exec.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../log/logger.ts";
 import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
-import { DaemonConfigError, daemonHelp, loadDaemonConfig, parseDaemonArgs } from "./config.ts";
+import {
+  type DaemonConfig,
+  DaemonConfigError,
+  daemonHelp,
+  loadDaemonConfig,
+  parseDaemonArgs,
+} from "./config.ts";
+import { DaemonKube } from "./daemon_kube.ts";
 import { DaemonMetrics } from "./daemon_metrics.ts";
 import { FallbackRecord } from "./fallback_record.ts";
+import { daemonDelegateExec } from "./delegate_exec.ts";
 import { InProcessCniHandler } from "./handler.ts";
+import { stopLeftDelegates } from "./running_delegates.ts";
+import { timedExec } from "./timed_exec.ts";
 import { RequestLimiter } from "./limiter.ts";
 import { type MetricsServer, serveMetrics } from "./metrics.ts";
 import { DaemonServer } from "./server.ts";
-import { prepareSocketPath, SocketError } from "./socket.ts";
+import { prepareSocketDir, prepareSocketPath, SocketError } from "./socket.ts";
+import { type StartLock, takeStartLock } from "./start_lock.ts";
 
 const encoder = new TextEncoder();
+
+/** How long queued pod events may take to be posted at shutdown. */
+const EVENT_FLUSH_MS = 2000;
 
 /** A line of the daemon's own, whatever the level (start, stop, problems). */
 function say(level: "error" | "verbose", message: string): void {
@@ -34,7 +49,8 @@ function writeErr(text: string): void {
  *
  * @param args The arguments after `daemon`.
  * @param version This build's version, for `--version`.
- * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line.
+ * @returns The exit status: 0 after a signal, 1 when it cannot start, 2 for a bad command line,
+ *   4 after `--version` (Multus's `multus-daemon -version` exits 4).
  */
 export async function runDaemon(args: string[], version: string): Promise<number> {
   let config;
@@ -46,7 +62,9 @@ export async function runDaemon(args: string[], version: string): Promise<number
     }
     if (parsed.version) {
       Deno.stdout.writeSync(encoder.encode(`multus-daemon: version:${version}\n`));
-      return 0;
+      // Multus's multus-daemon exits 4 after printing its version; scripts ported from it
+      // see the same status.
+      return 4;
     }
     config = await loadDaemonConfig(parsed);
   } catch (err) {
@@ -70,6 +88,18 @@ export async function runDaemon(args: string[], version: string): Promise<number
     return 1;
   }
   keepServingOnStrayErrors();
+  let delegateExec: Exec;
+  try {
+    delegateExec = await daemonDelegateExec(
+      Deno.env.toObject(),
+      config.chrootDir,
+      config.socketDir,
+    );
+  } catch (err) {
+    if (!(err instanceof DaemonConfigError)) throw err;
+    say("error", `daemon: ${err.message}`);
+    return 1;
+  }
 
   const limiter = new RequestLimiter({
     maxParallel: config.maxParallelRequests,
@@ -78,7 +108,14 @@ export async function runDaemon(args: string[], version: string): Promise<number
   const fallbacks = new FallbackRecord(
     `${config.socketDir.replace(/\/+$/, "")}/${FALLBACK_RECORD_NAME}`,
   );
-  const metrics = new DaemonMetrics({ limiter, fallbacks });
+  const kube = new DaemonKube({
+    overlay: config.overlay,
+    nodeName: config.nodeName,
+    env: Deno.env.toObject(),
+    log: (level, message) =>
+      level === "warn" ? log.warn(`daemon: ${message}`) : log.debug(`daemon: ${message}`),
+  });
+  const metrics = new DaemonMetrics({ limiter, fallbacks, kube });
   const away = fallbacks.read().reduce((n, c) => n + c.count, 0);
   if (away > 0) {
     say(
@@ -88,7 +125,42 @@ export async function runDaemon(args: string[], version: string): Promise<number
   }
 
   // Another daemon on the socket is said first; then metrics, before the socket is served: a
-  // served socket says the daemon is ready, so nothing may stop the start after it.
+  // served socket says the daemon is ready, so nothing may stop the start after it. The lock
+  // comes before the socket is looked at: two daemons starting at once must not both replace
+  // a stale socket and serve.
+  let lock: StartLock;
+  try {
+    await prepareSocketDir(config.socketDir);
+    lock = await takeStartLock(config.socketDir);
+  } catch (err) {
+    say("error", `daemon: ${err instanceof SocketError ? err.message : errorMessage(err)}`);
+    return 1;
+  }
+  // Delegates a killed predecessor left running would attach pods its shims reported failed.
+  const left = await stopLeftDelegates(config.socketDir);
+  if (left > 0) {
+    say(
+      "error",
+      `warning: daemon: stopped ${left} delegate process(es) a previous daemon left running`,
+    );
+  }
+  try {
+    return await serveLocked(config, { limiter, metrics, kube, delegateExec });
+  } finally {
+    lock.release();
+  }
+}
+
+/** The daemon's life once it holds the socket directory's lock. */
+async function serveLocked(
+  config: DaemonConfig,
+  { limiter, metrics, kube, delegateExec }: {
+    limiter: RequestLimiter;
+    metrics: DaemonMetrics;
+    kube: DaemonKube;
+    delegateExec: Exec;
+  },
+): Promise<number> {
   try {
     await prepareSocketPath(config.socketPath);
   } catch (err) {
@@ -113,11 +185,22 @@ export async function runDaemon(args: string[], version: string): Promise<number
     }
   }
 
+  await kube.start();
   let server: DaemonServer;
   try {
     server = await DaemonServer.start({
       socketPath: config.socketPath,
-      handler: new InProcessCniHandler(Deno.env.toObject()),
+      handler: new InProcessCniHandler(Deno.env.toObject(), {
+        openKubeClient: kube.access,
+        exec: timedExec(
+          (plugin, command, seconds, ok) =>
+            metrics.delegateDuration.observe(
+              { plugin, command, result: ok ? "success" : "error" },
+              seconds,
+            ),
+          delegateExec,
+        ),
+      }),
       overlay: config.overlay,
       limiter,
       queueWaitMs: config.queueTimeoutSeconds * 1000,
@@ -129,6 +212,7 @@ export async function runDaemon(args: string[], version: string): Promise<number
       ? err.message
       : `Cannot serve ${config.socketPath}: ${errorMessage(err)}`;
     say("error", `daemon: ${message}`);
+    await kube.stop(0);
     await metricsServer?.close();
     return 1;
   }
@@ -144,12 +228,15 @@ export async function runDaemon(args: string[], version: string): Promise<number
   const signal = await stopSignal();
   say("verbose", `daemon: ${signal}: draining (readyz 500, new requests to the shims)`);
   const unfinished = await server.shutdown(config.shutdownGraceSeconds * 1000);
+  const unsent = await kube.stop(EVENT_FLUSH_MS);
+  if (unsent > 0) say("error", `daemon: ${unsent} pod event(s) not posted at shutdown`);
   await metricsServer?.close();
   if (unfinished > 0) {
     say(
       "error",
       `daemon: ${unfinished} request(s) still running after ${config.shutdownGraceSeconds} s ` +
-        "are abandoned; their shims see no answer (ADD: code 11, others: run by the shim)",
+        "are abandoned: their shims stop the delegates left running, release what an ADD " +
+        "attached and report code 11, and run other commands themselves",
     );
   }
   say("verbose", "daemon: stopped");

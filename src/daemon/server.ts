@@ -311,7 +311,6 @@ function errorResponse(status: number, err: CniError): Response {
 function leaveToShim(reason: string, command: string, config: string): Response {
   const messages: Record<string, string> = {
     draining: "The multus daemon is shutting down",
-    "kubernetes-mode": "The multus daemon does not run Kubernetes-mode requests yet",
   };
   const json = {
     cniVersion: sniffCniVersion(config),

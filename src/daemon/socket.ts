@@ -21,7 +21,15 @@ const PROBE_TIMEOUT_MS = 2_000;
  * socket. Throws SocketError when another daemon answers there or the path is not a socket.
  */
 export async function prepareSocketPath(socketPath: string): Promise<void> {
-  const dir = dirname(socketPath);
+  await prepareSocketDir(dirname(socketPath));
+  await clearStaleSocket(socketPath);
+}
+
+/**
+ * Makes `dir` exist, owned by root and mode 0700. Throws SocketError when it is not a
+ * directory or belongs to another user.
+ */
+export async function prepareSocketDir(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await Deno.stat(dir);
   if (!info.isDirectory) throw new SocketError(`${dir} is not a directory`);
@@ -32,7 +40,9 @@ export async function prepareSocketPath(socketPath: string): Promise<void> {
     );
   }
   if (info.mode !== null && (info.mode & 0o777) !== 0o700) await Deno.chmod(dir, 0o700);
+}
 
+async function clearStaleSocket(socketPath: string): Promise<void> {
   let existing: Deno.FileInfo;
   try {
     existing = await Deno.lstat(socketPath);

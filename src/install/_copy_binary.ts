@@ -1,7 +1,9 @@
 /**
  * @module
  * Installer step: put the plugin into the CNI bin directory: the compiled binary (or
- * `--multus-bin-file`) copied, or, when running from source, a launcher script.
+ * `--multus-bin-file`) copied, or, when running from source, a launcher script. In daemon
+ * mode the same binary goes in a second time as `multus-shim`: the runtime picks a plugin by
+ * the config's `type`, and the binary runs as the shim when that type is `multus-shim`.
  */
 
 import { fromFileUrl, join } from "../util/path.ts";
@@ -9,9 +11,22 @@ import { errorMessage } from "../util/errors.ts";
 import { installFile, installText, launcherScript } from "./_binary.ts";
 import { exists, InstallError, type InstallRun, readText } from "./_run.ts";
 
-/** Installs `multus` in `--cni-bin-dir`; fails with an {@linkcode InstallError}. */
+/** File names the binary is installed under, by mode. */
+export function pluginNames(mode: InstallRun["flags"]["mode"]): string[] {
+  return mode === "daemon" ? ["multus", "multus-shim"] : ["multus"];
+}
+
+/**
+ * Installs `multus` (and in daemon mode `multus-shim`) in `--cni-bin-dir`; fails with an
+ * {@linkcode InstallError}.
+ */
 export async function copyPluginBinary(run: InstallRun): Promise<void> {
-  const target = join(run.binDir, "multus");
+  for (const name of pluginNames(run.flags.mode)) {
+    await copyPluginBinaryAs(run, join(run.binDir, name));
+  }
+}
+
+async function copyPluginBinaryAs(run: InstallRun, target: string): Promise<void> {
   const source = run.flags.multusBinFile ??
     (Deno.build.standalone ? Deno.execPath() : undefined);
   if (source !== undefined) {

@@ -60,6 +60,10 @@ export interface RenderedConf {
   text: string;
   /** The cniVersion written. */
   cniVersion: string;
+  /** The network's `name`. */
+  name: string;
+  /** The multus plugin's keys (`type` first), as in the file. */
+  plugin: Record<string, unknown>;
 }
 
 /**
@@ -114,17 +118,45 @@ export function renderMultusConf(
   if (options.embedPrimary) plugin.delegates = [primary];
   else plugin.clusterNetwork = options.primaryHostPath;
 
+  return renderedConf(cniVersion, name, plugin);
+}
+
+/**
+ * The file for one plugin: `00-multus.conflist` holding it for cniVersion 1.0.0 and later
+ * (like thin_entrypoint), else `00-multus.conf` with its keys at the top level.
+ */
+export function renderedConf(
+  cniVersion: string,
+  name: string,
+  plugin: Record<string, unknown>,
+): RenderedConf {
   if (versionAtLeast(cniVersion, "1.0.0")) {
     const list = { cniVersion, name, plugins: [plugin] };
     return {
       fileName: "00-multus.conflist",
       text: JSON.stringify(list, null, 2) + "\n",
       cniVersion,
+      name,
+      plugin,
     };
   }
+  return {
+    fileName: "00-multus.conf",
+    text: flatConfText(cniVersion, name, plugin),
+    cniVersion,
+    name,
+    plugin,
+  };
+}
+
+/** A single-plugin config with the plugin's keys at the top level (pretty JSON, newline). */
+export function flatConfText(
+  cniVersion: string,
+  name: string,
+  plugin: Record<string, unknown>,
+): string {
   const { type, ...rest } = plugin;
-  const conf = { cniVersion, name, type, ...rest };
-  return { fileName: "00-multus.conf", text: JSON.stringify(conf, null, 2) + "\n", cniVersion };
+  return JSON.stringify({ cniVersion, name, type, ...rest }, null, 2) + "\n";
 }
 
 /**

@@ -2,14 +2,17 @@
  * @module
  * Installer step: write `00-multus.conf(list)` into the CNI config directory, rendered in
  * front of the primary config (`--multus-conf-file auto`) or copied from the given file, and
- * remove it when the primary config goes away.
+ * remove it when the primary config goes away. In daemon mode that file is the shim config,
+ * and the thin config it falls back to is written first, as `multus.d/thin.conf`: a shim
+ * config is never visible without its fallback.
  */
 
 import { basename, join } from "../util/path.ts";
 import { errorMessage, isObject } from "../util/errors.ts";
 import { installText } from "./_binary.ts";
 import { lineDiff } from "./_diff.ts";
-import { renderMultusConf } from "./_multus_conf.ts";
+import { type RenderedConf, renderMultusConf } from "./_multus_conf.ts";
+import { renderShimConf, renderThinConf, THIN_CONF_NAME } from "./_shim_config.ts";
 import { isMultusConfig, OUR_CONFIG_NAMES } from "./_primary.ts";
 import { type InstallRun, readText, type SyncState } from "./_run.ts";
 import { usePrimaryConfig } from "./_use_primary.ts";
@@ -50,7 +53,7 @@ async function writeAutoConfig(run: InstallRun): Promise<SyncState> {
     return problem(run, "waiting", `No primary CNI config yet: ${search.reason}`);
   }
 
-  const rendered = renderMultusConf(search.conf, {
+  const thin = renderMultusConf(search.conf, {
     primaryHostPath: run.hostPath(search.path),
     kubeconfigHostPath: flags.multusKubeconfigFileHost,
     cniVersion: flags.cniVersion,
@@ -66,6 +69,7 @@ async function writeAutoConfig(run: InstallRun): Promise<SyncState> {
     readinessIndicatorFile: flags.readinessIndicatorFile,
     embedPrimary: flags.renameConfFile,
   });
+  const rendered = flags.mode === "daemon" ? await writeThinConf(run, thin) : thin;
   const target = join(run.confDir, rendered.fileName);
   await writeConfig(run, target, rendered.text);
   // The other form would shadow ours ("00-multus.conf" sorts before "00-multus.conflist")
@@ -82,6 +86,16 @@ async function writeAutoConfig(run: InstallRun): Promise<SyncState> {
   run.lastProblem = "";
   run.clearTopic("config");
   return "ok";
+}
+
+/** Writes `multus.d/thin.conf`; returns the shim config to write in front of the primary. */
+async function writeThinConf(run: InstallRun, thin: RenderedConf): Promise<RenderedConf> {
+  const path = join(run.confDir, "multus.d", THIN_CONF_NAME);
+  await writeConfig(run, path, renderThinConf(thin));
+  return renderShimConf(thin, {
+    socketDir: run.flags.daemonSocketDir,
+    thinConfigHostPath: run.hostPath(path),
+  });
 }
 
 async function writeCopiedConfig(run: InstallRun): Promise<SyncState> {
@@ -143,7 +157,9 @@ function isOurOutput(run: InstallRun, text: string): boolean {
   const conf = parseObject(text);
   if (!conf) return false;
   const plugin = Array.isArray(conf.plugins) ? conf.plugins[0] : conf;
-  if (!isObject(plugin) || plugin.type !== "multus") return false;
+  if (!isObject(plugin) || (plugin.type !== "multus" && plugin.type !== "multus-shim")) {
+    return false;
+  }
   const dir = run.hostPath(run.autoconfDir).replace(/\/+$/, "");
   return typeof plugin.clusterNetwork === "string" &&
     plugin.clusterNetwork.startsWith(`${dir}/`);

@@ -148,6 +148,30 @@ export const INSTALL_FLAGS: Readonly<Record<string, FlagSpec>> = {
     default: false,
     help: "Write insecure-skip-tls-verify into the kubeconfig instead of the cluster CA",
   },
+  "mode": {
+    type: "string",
+    default: "thin",
+    ours: true,
+    help: '"thin": 00-multus.conf(list) runs the multus plugin itself; "daemon" (or "thick"): ' +
+      "it runs multus-shim, which forwards to `multus daemon` and falls back to " +
+      "multus.d/thin.conf (the thin config) when the daemon cannot answer; also installs " +
+      "the binary as multus-shim",
+  },
+  "daemon-socket-dir": {
+    type: "string",
+    default: "/run/multus/",
+    ours: true,
+    help: "With --mode=daemon: the daemon's socket directory as the host sees it, written as " +
+      "daemonSocketDir into the shim config (the daemon's socketDir must be the same place)",
+  },
+  "daemon-config-file": {
+    type: "string",
+    default: "",
+    ours: true,
+    help: "With --mode=daemon: a daemon configuration to check and install as " +
+      "<cni-conf-dir>/multus.d/daemon-config.json (atomically, kept current while watching); " +
+      "empty writes none (the DaemonSet's ConfigMap gives the daemon its configuration)",
+  },
   "service-account-dir": {
     type: "string",
     default: "/var/run/secrets/kubernetes.io/serviceaccount",
@@ -223,6 +247,12 @@ export interface InstallFlags {
   additionalBinDir: string;
   /** `--skip-tls-verify`. */
   skipTlsVerify: boolean;
+  /** `--mode` (ours): `thin`, or `daemon` (`thick` is read as `daemon`). */
+  mode: InstallMode;
+  /** `--daemon-socket-dir` (ours): the shim config's `daemonSocketDir`. */
+  daemonSocketDir: string;
+  /** `--daemon-config-file` (ours): a daemon configuration to install; "" for none. */
+  daemonConfigFile: string;
   /** `--service-account-dir` (ours). */
   serviceAccountDir: string;
   /** `--host-prefix` (ours), without a trailing slash; empty for none. */
@@ -234,6 +264,9 @@ export interface InstallFlags {
   /** Long names of the flags given on the command line. */
   given: ReadonlySet<string>;
 }
+
+/** What the runtime's first config runs: the multus plugin, or multus-shim and the daemon. */
+export type InstallMode = "thin" | "daemon";
 
 /** A command line `multus install` cannot accept; the message says what and how to fix it. */
 export class FlagError extends Error {
@@ -303,12 +336,31 @@ export function parseInstallFlags(args: string[]): InstallFlags {
     throw new FlagError("Empty --multus-bin-file: omit it to install this executable");
   }
 
+  const mode = parseMode(strDefault("mode"));
+  const multusConfFile = strDefault("multus-conf-file");
+  if (mode === "daemon" && multusConfFile !== "auto") {
+    throw new FlagError(
+      "--mode=daemon writes the shim config and the thin config from the primary CNI config: " +
+        "use --multus-conf-file=auto",
+    );
+  }
+  const daemonSocketDir = strDefault("daemon-socket-dir");
+  if (!daemonSocketDir.startsWith("/")) {
+    throw new FlagError(
+      `Invalid value "${daemonSocketDir}" for --daemon-socket-dir: use an absolute host path`,
+    );
+  }
+  const daemonConfigFile = strDefault("daemon-config-file");
+  if (daemonConfigFile !== "" && mode !== "daemon") {
+    throw new FlagError("--daemon-config-file needs --mode=daemon");
+  }
+
   return {
     cniBinDir: strDefault("cni-bin-dir"),
     cniConfDir,
     cniVersion,
     forceCniVersion,
-    multusConfFile: strDefault("multus-conf-file"),
+    multusConfFile,
     multusBinFile,
     multusCniConfDir: strDefault("multus-cni-conf-dir"),
     skipMultusBinaryCopy: bool("skip-multus-binary-copy"),
@@ -328,6 +380,9 @@ export function parseInstallFlags(args: string[]): InstallFlags {
     readinessIndicatorFile: strDefault("readiness-indicator-file"),
     additionalBinDir: strDefault("additional-bin-dir"),
     skipTlsVerify: bool("skip-tls-verify"),
+    mode,
+    daemonSocketDir,
+    daemonConfigFile,
     serviceAccountDir: strDefault("service-account-dir"),
     hostPrefix,
     pollIntervalMs: parseInterval(strDefault("poll-interval")),
@@ -363,8 +418,10 @@ export function installHelp(): string {
     "",
     "Installs the multus binary into the CNI bin directory, writes 00-multus.conf (or",
     ".conflist) in front of the primary CNI config and the plugin's kubeconfig, then keeps",
-    "them up to date (unless --skip-config-watch). Flags take --flag=value, --flag value or",
-    "-flag=value; booleans take --flag or --flag=true|false.",
+    "them up to date (unless --skip-config-watch). With --mode=daemon the first config runs",
+    "multus-shim (Multus thick mode) and multus.d/thin.conf holds the thin config it falls",
+    "back to. Flags take --flag=value, --flag value or -flag=value; booleans take --flag or",
+    "--flag=true|false.",
     "",
     "Multus thin_entrypoint flags:",
   ];
@@ -465,6 +522,13 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length];
+}
+
+function parseMode(text: string): InstallMode {
+  const mode = text.toLowerCase();
+  if (mode === "thin") return "thin";
+  if (mode === "daemon" || mode === "thick") return "daemon";
+  throw new FlagError(`Invalid value "${text}" for --mode: use thin or daemon`);
 }
 
 function parseInterval(text: string): number {

@@ -3,7 +3,8 @@
  * `multus install`: the node installer run by the DaemonSet, a drop-in for Multus's
  * `thin_entrypoint` (same flags). It installs the plugin binary, writes `00-multus.conf(list)`
  * in front of the primary network config and the plugin's kubeconfig, and then keeps both up
- * to date until it is stopped. Every write is atomic and skipped when nothing changed. Human
+ * to date until it is stopped. With `--mode=daemon` the first config runs `multus-shim`
+ * (Multus thick mode) and `multus.d/thin.conf` holds the thin config it falls back to. Every write is atomic and skipped when nothing changed. Human
  * output goes to stderr; `--help` goes to stdout.
  */
 
@@ -15,6 +16,7 @@ import { checkInputs, ensureDir } from "./_inputs.ts";
 import { copyPluginBinary } from "./_copy_binary.ts";
 import { writeKubeconfig } from "./_write_kubeconfig.ts";
 import { writeMultusConfig } from "./_write_multus_config.ts";
+import { writeDaemonConfig } from "./_write_daemon_config.ts";
 import { cleanup, cleanupIfAsked } from "./_cleanup.ts";
 import { Waiter } from "./_waiter.ts";
 
@@ -74,6 +76,7 @@ async function install(run: InstallRun, waiter: Waiter): Promise<number> {
     await ensureDir(run, dirname(run.kubeconfigPath));
     await ensureDir(run, run.multusCniConfDir);
     await writeKubeconfig(run);
+    await writeDaemonConfig(run);
   } catch (err) {
     if (!(err instanceof InstallError)) throw err;
     run.fail(err.message);
@@ -118,6 +121,11 @@ async function watchLoop(run: InstallRun, waiter: Waiter): Promise<void> {
         await writeKubeconfig(run);
       } catch (err) {
         run.sayOnce("kubeconfig", errorMessage(err));
+      }
+      try {
+        await writeDaemonConfig(run);
+      } catch (err) {
+        run.sayOnce("daemon-config", `${errorMessage(err)}; the installed one stays`);
       }
       await writeMultusConfig(run);
     }

@@ -30,6 +30,7 @@ import {
   type KubeStatus,
   type NetworkAttachmentDefinition,
   type Pod,
+  type ResourceClaim,
   type WatchEvent,
 } from "./types.ts";
 
@@ -305,18 +306,36 @@ export class KubeClient {
   }
 
   /**
+   * Reads a `resource.k8s.io/v1` ResourceClaim.
+   *
+   * @throws {K8sApiError} `status` 404 when it does not exist.
+   */
+  async getResourceClaim(namespace: string, name: string): Promise<ResourceClaim> {
+    return await this.#call<ResourceClaim>({
+      verb: "get",
+      method: "GET",
+      path: `/apis/resource.k8s.io/v1/namespaces/${enc(namespace)}/resourceclaims/${enc(name)}`,
+      action: `get resource claim "${namespace}/${name}"`,
+      expect: { kind: "ResourceClaim", namespace, name },
+    });
+  }
+
+  /**
    * Sets (string) or removes (null) annotations of a pod, in one write: a merge patch of
    * `pods/<name>/status` carrying the pod's UID, so the server refuses (409) if the pod was
    * replaced. Where RBAC forbids `patch` (403), it falls back to an update (PUT) of `pod`,
    * as read earlier, re-reading it only on 409 Conflict (up to 5 attempts).
    *
-   * @param pod The pod as read with {@linkcode getPod}.
+   * @param pod The pod as read with {@linkcode getPod}, or a trimmed copy (a watch cache's)
+   *   when `options.partial` says so: the update then reads the whole pod first, since a
+   *   PUT of a trimmed pod would wipe what was cut off.
    * @param annotations Annotations to set, or to remove when null.
    * @returns The pod as the server stored it.
    */
   async setPodAnnotations(
     pod: Pod,
     annotations: Record<string, string | null>,
+    options: { partial?: boolean } = {},
   ): Promise<Pod> {
     const { namespace, name } = podIdentity(pod);
     const path = `${podPath(namespace, name)}/status`;
@@ -338,7 +357,15 @@ export class KubeClient {
         `patching pod "${namespace}/${name}" status is forbidden; updating it instead (grant "patch" on pods/status to save a request)`,
       );
     }
-    return await this.#updateAnnotations(pod, annotations);
+    if (!options.partial) return await this.#updateAnnotations(pod, annotations);
+    const full = await this.getPod(namespace, name);
+    if (pod.metadata.uid && full.metadata.uid && full.metadata.uid !== pod.metadata.uid) {
+      throw new K8sApiError(
+        `Cannot update pod "${namespace}/${name}" status: the pod was deleted and created again (UID "${pod.metadata.uid}" is now "${full.metadata.uid}")`,
+        { status: 409, reason: "Conflict", verb: "update", path },
+      );
+    }
+    return await this.#updateAnnotations(full, annotations);
   }
 
   /**

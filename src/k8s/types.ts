@@ -43,6 +43,57 @@ export interface NetworkAttachmentDefinition {
   };
 }
 
+/** One device allocated to a claim (`DeviceRequestAllocationResult`), the fields we read. */
+export interface DeviceAllocationResult {
+  /** The claim's request (`spec.devices.requests[].name`, `<request>/<subrequest>`). */
+  request: string;
+  driver: string;
+  pool: string;
+  /** The device's name in its pool's ResourceSlices. */
+  device: string;
+}
+
+/** A `resource.k8s.io/v1` ResourceClaim, the fields we read (checked by {@linkcode answerMismatch}). */
+export interface ResourceClaim {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  status?: {
+    allocation?: { devices?: { results?: DeviceAllocationResult[] | null } | null } | null;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/** A typed value of a DRA device attribute: exactly one member is set. */
+export interface DeviceAttribute {
+  string?: string;
+  int?: number;
+  bool?: boolean;
+  version?: string;
+}
+
+/** A device of a ResourceSlice (`resource.k8s.io/v1` `Device`), the fields we read. */
+export interface SliceDevice {
+  name: string;
+  /** Qualified attribute name → value (`k8s.cni.cncf.io/deviceID` → `{string: "0000:03:00.2"}`). */
+  attributes?: Record<string, DeviceAttribute>;
+}
+
+/** A `resource.k8s.io/v1` ResourceSlice (cluster-scoped), the fields we read. */
+export interface ResourceSlice {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec: {
+    driver: string;
+    nodeName?: string;
+    pool: { name: string; generation: number; resourceSliceCount?: number };
+    devices?: SliceDevice[];
+    [key: string]: unknown;
+  };
+}
+
 /** A reference to the object an event is about (`v1.ObjectReference`). */
 export interface ObjectReference {
   apiVersion?: string;
@@ -102,6 +153,7 @@ export function isKubeStatus(value: unknown): value is KubeStatus {
 const API_VERSIONS = {
   Pod: "v1",
   NetworkAttachmentDefinition: "k8s.cni.cncf.io/v1",
+  ResourceClaim: "resource.k8s.io/v1",
 } as const;
 
 /** A kind the plugin reads from the API server. */
@@ -133,16 +185,31 @@ function schemaOf(kind: ReadKind): z.ZodMiniType {
       labels: stringMap(),
     });
   // Plain objects: zod drops unknown keys from its copy (unused), cheaper than keeping them.
-  schemas[kind] ??= kind === "Pod"
-    ? z.object({
+  if (kind === "Pod") {
+    schemas[kind] ??= z.object({
       metadata: metadata(),
       spec: z.nullish(z.object({})),
       status: z.nullish(z.object({})),
-    })
-    : z.object({
+    });
+  } else if (kind === "ResourceClaim") {
+    const result = z.object({
+      request: z.string(),
+      driver: z.string(),
+      pool: z.string(),
+      device: z.string(),
+    });
+    const devices = z.object({ results: z.nullish(z.array(result)) });
+    const allocation = z.object({ devices: z.nullish(devices) });
+    schemas[kind] ??= z.object({
+      metadata: metadata(),
+      status: z.nullish(z.object({ allocation: z.nullish(allocation) })),
+    });
+  } else {
+    schemas[kind] ??= z.object({
       metadata: metadata(),
       spec: z.nullish(z.object({ config: z.nullish(z.string()) })),
     });
+  }
   return schemas[kind];
 }
 
@@ -150,6 +217,7 @@ function schemaOf(kind: ReadKind): z.ZodMiniType {
 const KIND_WORDS: Record<ReadKind, string> = {
   Pod: "pod",
   NetworkAttachmentDefinition: "network-attachment-definition",
+  ResourceClaim: "resource claim",
 };
 
 /**
@@ -225,6 +293,10 @@ function fieldPath(path: readonly PropertyKey[]): string {
   let out = "";
   for (const part of path) {
     const key = String(part);
+    if (typeof part === "number") {
+      out += `[${part}]`;
+      continue;
+    }
     out += /^[A-Za-z_][\w]*$/.test(key)
       ? `${out ? "." : ""}${key}`
       : `[${JSON.stringify(clip(key))}]`;
@@ -306,6 +378,63 @@ export const NAD_RESOURCE: ApiResource = {
   plural: "network-attachment-definitions",
   singular: "network-attachment-definition",
 };
+
+/** `resource.k8s.io/v1` ResourceSlices (cluster-scoped; listed per node and driver). */
+export const RESOURCE_SLICE_RESOURCE: ApiResource = {
+  group: "resource.k8s.io",
+  version: "v1",
+  plural: "resourceslices",
+  singular: "resource slice",
+};
+
+/**
+ * Why a list answer is not a `resource.k8s.io/v1` ResourceSliceList whose slices have the
+ * fields the plugin reads (`spec.driver`, `spec.pool.name`, `spec.pool.generation`,
+ * `spec.devices[].name`, attribute values as objects), in words to follow "the API server
+ * answered with"; undefined when it is one.
+ */
+export function resourceSliceListMismatch(list: KubeList<unknown>): string | undefined {
+  const { kind, apiVersion } = list;
+  if (kind !== "ResourceSliceList" || apiVersion !== "resource.k8s.io/v1") {
+    const what = typeof kind === "string" && kind !== ""
+      ? `a ${clip(kind)}`
+      : "a list without kind";
+    const version = typeof apiVersion === "string"
+      ? ` (apiVersion ${JSON.stringify(clip(apiVersion))})`
+      : ' (no "apiVersion")';
+    return `${what}${version}, not a ResourceSliceList of resource.k8s.io/v1`;
+  }
+  for (const [i, item] of list.items.entries()) {
+    const problem = sliceProblem(item);
+    if (problem) return `a ResourceSliceList whose items[${i}]${problem}`;
+  }
+  return undefined;
+}
+
+function sliceProblem(item: unknown): string | undefined {
+  if (!isRecord(item)) return ` is ${describeJson(item)}`;
+  const spec = item.spec;
+  if (!isRecord(spec)) return `.spec is ${describeJson(spec)}`;
+  if (typeof spec.driver !== "string") return `.spec.driver is ${describeJson(spec.driver)}`;
+  const pool = spec.pool;
+  if (!isRecord(pool) || typeof pool.name !== "string") return ".spec.pool.name is not a string";
+  if (typeof pool.generation !== "number") return ".spec.pool.generation is not a number";
+  if (spec.devices === undefined || spec.devices === null) return undefined;
+  if (!Array.isArray(spec.devices)) return `.spec.devices is ${describeJson(spec.devices)}`;
+  for (const [j, device] of spec.devices.entries()) {
+    const at = `.spec.devices[${j}]`;
+    if (!isRecord(device) || typeof device.name !== "string") return `${at}.name is not a string`;
+    const attributes = device.attributes;
+    if (attributes === undefined || attributes === null) continue;
+    if (!isRecord(attributes)) return `${at}.attributes is ${describeJson(attributes)}`;
+    for (const [name, value] of Object.entries(attributes)) {
+      if (!isRecord(value)) {
+        return `${at}.attributes[${JSON.stringify(clip(name))}] is ${describeJson(value)}`;
+      }
+    }
+  }
+  return undefined;
+}
 
 /**
  * A pod cut down to what the plugin reads: name, namespace, uid, resourceVersion and

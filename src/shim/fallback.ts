@@ -10,7 +10,7 @@
  */
 
 import { CniError, CniErrorCode } from "../cni/errors.ts";
-import { runSkel } from "../cni/skel.ts";
+import { runSkel, type SkelOutcome } from "../cni/skel.ts";
 import { log } from "../log/logger.ts";
 import { applyOverlay, overlayFrom } from "../multus/config/conf_overlay.ts";
 import { FALLBACK_RECORD_NAME } from "../multus/config/thick.ts";
@@ -33,6 +33,27 @@ export interface FallbackRun {
 
 /** Runs the request as the thin plugin would, prints its answer; returns the exit status. */
 export async function runWithoutDaemon(run: FallbackRun): Promise<number> {
+  const outcome = await runHere(run);
+  if ("exit" in outcome) return outcome.exit;
+  if (!outcome.ok) {
+    printCniError(outcome.error);
+    return 1;
+  }
+  return printAnswer(outcome.stdout);
+}
+
+/**
+ * Runs a DEL as the thin plugin would and returns its outcome, printing nothing: the shim
+ * releases what an ADD the daemon died in may have attached, then reports that ADD failed.
+ */
+export async function releaseWithoutDaemon(run: FallbackRun): Promise<SkelOutcome> {
+  const outcome = await runHere({ ...run, env: { ...run.env, CNI_COMMAND: "DEL" } });
+  // A DEL always runs (without the thin configuration it uses the scratch cache).
+  return "exit" in outcome ? { ok: true, stdout: "" } : outcome;
+}
+
+/** Runs the request here; `exit` when it could not run and its failure is printed. */
+async function runHere(run: FallbackRun): Promise<SkelOutcome | { exit: number }> {
   const { env, conf, reason } = run;
   const command = env.CNI_COMMAND ?? "";
   log.always(
@@ -41,6 +62,18 @@ export async function runWithoutDaemon(run: FallbackRun): Promise<number> {
       `(${reason}: ${oneLine(run.detail)}); running it here with ${conf.thinConfig}`,
   );
   await recordFallback(conf.socketDir, { command, reason, containerId: env.CNI_CONTAINERID });
+  if (command === "DEL") {
+    // What a dead daemon left running for this container would attach it again after the DEL.
+    const { stopLeftDelegates } = await import("../daemon/running_delegates.ts");
+    const stopped = await stopLeftDelegates(conf.socketDir, env.CNI_CONTAINERID ?? "");
+    if (stopped > 0) {
+      log.always(
+        "error",
+        `warning: multus-shim: stopped ${stopped} delegate process(es) the multus daemon left ` +
+          `running for ${who(env)}`,
+      );
+    }
+  }
 
   let text: string;
   try {
@@ -50,19 +83,21 @@ export async function runWithoutDaemon(run: FallbackRun): Promise<number> {
       ? "does not exist"
       : `cannot be used: ${errorMessage(err)}`;
     if (command !== "DEL") {
-      return printFailure(
-        command,
-        new CniError(
-          CniErrorCode.TryAgainLater,
-          `Cannot ${command} ${who(env)}: the multus daemon did not take it (${reason}) and ` +
-            `the thin configuration ${conf.thinConfig} ${problem}`,
-          {
-            details: "Start the multus daemon, or write the thin configuration " +
-              '(named by "thinConfig" in the shim configuration)',
-          },
+      return {
+        exit: printFailure(
+          command,
+          new CniError(
+            CniErrorCode.TryAgainLater,
+            `Cannot ${command} ${who(env)}: the multus daemon did not take it (${reason}) and ` +
+              `the thin configuration ${conf.thinConfig} ${problem}`,
+            {
+              details: "Start the multus daemon, or write the thin configuration " +
+                '(named by "thinConfig" in the shim configuration)',
+            },
+          ),
+          conf.cniVersion,
         ),
-        conf.cniVersion,
-      );
+      };
     }
     // DEL must still release what is attached: the scratch cache says what that is.
     log.always(
@@ -73,15 +108,10 @@ export async function runWithoutDaemon(run: FallbackRun): Promise<number> {
     text = run.stdin;
   }
   // As the thin plugin's process runs it (plugin/main.ts), with this text as stdin.
-  const outcome = await runSkel(
-    { env: run.env, readStdin: () => Promise.resolve(text), log },
+  return await runSkel(
+    { env, readStdin: () => Promise.resolve(text), log },
     async () => (await import("../multus/run/command.ts")).multusPlugin({ log }),
   );
-  if (!outcome.ok) {
-    printCniError(outcome.error);
-    return 1;
-  }
-  return printAnswer(outcome.stdout);
 }
 
 /** Appends one line to the fallback record; a failure is logged, never fatal. */

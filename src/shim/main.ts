@@ -61,6 +61,9 @@ export async function runShim(
     });
   } catch (err) {
     if (!(err instanceof UnixHttpError)) throw err;
+    if (err.stage === "response" && command === "ADD" && err.reason === "closed") {
+      return await addBroken(env, stdin, conf, err.message);
+    }
     if (err.stage === "response" && command === "ADD") {
       // The daemon had the whole request and may be attaching the pod right now.
       return printFailure(
@@ -95,6 +98,43 @@ export async function runShim(
   } catch (err) {
     return printFailure(command, err, conf.cniVersion);
   }
+}
+
+/**
+ * The connection broke while the daemon had the ADD: the daemon died. The ADD fails with code
+ * 11; first, the delegates it left running for this container are stopped and what the ADD
+ * attached is released (a DEL run here), so the failed ADD leaves nothing behind (the
+ * runtime's own DEL then finds nothing to do).
+ */
+async function addBroken(
+  env: Record<string, string | undefined>,
+  stdin: string,
+  conf: ShimConf,
+  detail: string,
+): Promise<number> {
+  const { releaseWithoutDaemon } = await import("./fallback.ts");
+  const released = await releaseWithoutDaemon({
+    env,
+    stdin,
+    conf,
+    reason: "add-broken",
+    detail: `the daemon's connection broke during ADD: ${detail}`,
+  });
+  return printFailure(
+    "ADD",
+    new CniError(
+      CniErrorCode.TryAgainLater,
+      `The multus daemon took ADD of ${who(env)} but its connection broke before an answer ` +
+        `(${detail}): the daemon stopped`,
+      {
+        details: released.ok
+          ? "What the ADD attached was released here (DEL); the runtime retries the ADD"
+          : `Releasing what the ADD attached failed (${released.error.msg}); the runtime's ` +
+            "DEL releases it",
+      },
+    ),
+    conf.cniVersion,
+  );
 }
 
 async function fallBack(

@@ -35,7 +35,9 @@ reports every problem the plugin would hit at ADD time.
 
 Files: Multus configs (.conf/.conflist JSON with "type": "multus"), NetworkAttachmentDefinition
 and pod YAML or JSON (several documents and List objects allowed; Deployments and other
-workloads are checked through their pod template), plain CNI configs. A directory stands for
+workloads are checked through their pod template), plain CNI configs, and the DRA objects
+of device networks (ResourceClaim, ResourceClaimTemplate, ResourceSlice, DeviceClass of
+resource.k8s.io; a slice's k8s.cni.cncf.io/deviceID and resourceName attributes closely). A directory stands for
 its .conf, .conflist, .json, .yaml and .yml files; - reads standard input. Objects without
 metadata.namespace are taken to be in "default".
 

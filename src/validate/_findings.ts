@@ -117,6 +117,8 @@ export interface Checked {
   nads: number;
   pods: number;
   networkConfigs: number;
+  /** ResourceClaims, ResourceClaimTemplates, ResourceSlices and DeviceClasses. */
+  draObjects: number;
   ignored: number;
 }
 
@@ -136,6 +138,7 @@ export function formatText(report: Report, checked: Checked): string {
   count(checked.nads, "NetworkAttachmentDefinition", "NetworkAttachmentDefinitions");
   count(checked.pods, "pod", "pods");
   count(checked.networkConfigs, "network config", "network configs");
+  count(checked.draObjects, "DRA object", "DRA objects");
   const ignored = checked.ignored > 0
     ? `; ${checked.ignored} other object${checked.ignored === 1 ? "" : "s"} ignored`
     : "";

@@ -11,6 +11,7 @@ import { JsonSyntaxError, parseJsonc, rawArrayElements, setTopLevelKeys } from "
 import type { Report, Where } from "./_findings.ts";
 import { loadYaml } from "../util/yaml.ts";
 import { errorMessage, isObject } from "../util/errors.ts";
+import { DRA_KINDS, type DraInput } from "./_dra.ts";
 
 /** Name shown for standard input. */
 export const STDIN_NAME = "<stdin>";
@@ -66,7 +67,7 @@ export interface NetworkInput {
 }
 
 /** Anything `multus validate` checks. */
-export type Input = MultusInput | NadInput | PodInput | NetworkInput;
+export type Input = MultusInput | NadInput | PodInput | NetworkInput | DraInput;
 
 /** Multus plugin types: the thin plugin and the thick plugin's shim. */
 export const MULTUS_TYPES: ReadonlySet<string> = new Set(["multus", "multus-shim"]);
@@ -342,6 +343,12 @@ function classifyObject(value: Record<string, unknown>, state: ClassifyState): v
   }
   if (kind === "NetworkAttachmentDefinition") {
     out.inputs.push({ kind: "nad", where: at, object: value });
+    return;
+  }
+  if (DRA_KINDS.has(kind)) {
+    // Claims and templates are namespaced; slices and classes are not.
+    const scoped = kind.startsWith("ResourceClaim") ? label : name ? `${kind} ${name}` : label;
+    out.inputs.push({ kind: "dra", where: { ...at, object: scoped }, object: value });
     return;
   }
   if (kind === "Pod") {

@@ -31,6 +31,7 @@ import { checkKubeconfig } from "./_kubeconfig.ts";
 import { checkMultusNetworks, type LoadedMultus, loadMultusConfig } from "./_multus_config.ts";
 import { checkNad, checkNetworkConfig } from "./_networks.ts";
 import { checkPod } from "./_pods.ts";
+import { checkDraObject, type DraInput } from "./_dra.ts";
 
 /** Where the node's Multus config is, when none is given. */
 export const DEFAULT_CONFIG_PATHS: readonly string[] = [
@@ -99,6 +100,7 @@ interface Inputs {
   pods: PodInput[];
   networks: NetworkInput[];
   multus: MultusInput[];
+  dra: DraInput[];
   /** Documents that are none of these (counted in the summary). */
   ignored: number;
 }
@@ -118,12 +120,14 @@ async function validate(report: Report, options: ValidateArgs): Promise<Checked>
   await checkNads(ctx, inputs.nads);
   await checkMultusConfigs(ctx, configs, inputs, options.kubeconfig);
   for (const pod of inputs.pods) checkPod(ctx, pod);
+  for (const object of inputs.dra) checkDraObject(report, object);
   await checkNetworkConfigs(ctx, inputs.networks);
   return {
     multusConfigs: (configs.loaded || configs.active ? 1 : 0) + inputs.multus.length,
     nads: inputs.nads.length,
     pods: inputs.pods.length,
     networkConfigs: inputs.networks.length,
+    draObjects: inputs.dra.length,
     ignored: inputs.ignored,
   };
 }
@@ -148,6 +152,7 @@ async function readInputs(files: string[], report: Report): Promise<Inputs> {
     pods: of("pod"),
     networks: of("network"),
     multus: of("multus"),
+    dra: of("dra"),
     ignored,
   };
 }

@@ -207,6 +207,8 @@ export async function startDaemon(
     metrics?: boolean;
     args?: string[];
     env?: Record<string, string>;
+    /** A command the daemon runs under (e.g. `unshare -m ...`); it must exec its arguments. */
+    wrapper?: string[];
   } = {},
 ): Promise<RunningDaemon> {
   for (let attempt = 1;; attempt++) {
@@ -228,6 +230,8 @@ async function startDaemonOnce(
     metrics?: boolean;
     args?: string[];
     env?: Record<string, string>;
+    /** A command the daemon runs under (e.g. `unshare -m ...`); it must exec its arguments. */
+    wrapper?: string[];
   },
 ): Promise<RunningDaemon> {
   const metricsPort = options.metrics === false ? undefined : freePort();
@@ -240,8 +244,14 @@ async function startDaemonOnce(
   const configFile = join(node.root.dir, `daemon-config-${uniqueSuffix()}.json`);
   // Compact, as the thin configuration: delegates reach plugins byte for byte from either.
   await Deno.writeTextFile(configFile, JSON.stringify(config));
-  const child = new Deno.Command(join(REPO_ROOT, "scripts", "dev-multus"), {
-    args: ["daemon", ...(options.args ?? ["--config", configFile])],
+  const argv = [
+    ...(options.wrapper ?? []),
+    join(REPO_ROOT, "scripts", "dev-multus"),
+    "daemon",
+    ...(options.args ?? ["--config", configFile]),
+  ];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     env: options.env,
     stdin: "null",
     stdout: "piped",

@@ -238,14 +238,14 @@ Deno.test("requests are checked like the plugin's stdin and get the same CNI err
   }
 });
 
-Deno.test("Kubernetes-mode requests are left to the shim until the daemon has its own session", async () => {
+Deno.test("the daemon runs a Kubernetes-mode request itself: a kubeconfig it cannot read is the thin plugin's CNI error", async () => {
   const node = await makeNode();
   const daemon = await startDaemon(node);
   try {
     const env = {
       CNI_COMMAND: "ADD",
       CNI_CONTAINERID: containerId(),
-      CNI_NETNS: "/var/run/netns/none",
+      CNI_NETNS: (await podNetns(node)).path,
       CNI_IFNAME: "eth0",
       CNI_PATH: "/usr/lib/cni",
       CNI_ARGS: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web",
@@ -256,9 +256,11 @@ Deno.test("Kubernetes-mode requests are left to the shim until the daemon has it
       "/cni",
       cniBody(env, shimConf(node, { kubeconfig: "/etc/cni/net.d/multus.d/multus.kubeconfig" })),
     );
-    assert.equal(res.status, 503);
-    assert.equal(res.headers.get("x-multus-fallback"), "kubernetes-mode");
-    assert.equal(JSON.parse(res.text).code, 11);
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.headers.get("x-multus-fallback"), undefined, "not handed back to the shim");
+    const error = JSON.parse(res.text);
+    assert.match(error.msg, /\/etc\/cni\/net\.d\/multus\.d\/multus\.kubeconfig/);
+    assert.match(error.msg, /does not exist/);
   } finally {
     await stopDaemon(daemon);
     await node.cleanup();

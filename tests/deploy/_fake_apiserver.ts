@@ -18,6 +18,7 @@ interface Resource {
 const BUILT_IN: Resource[] = [
   { group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", namespaced: true },
   { group: "", version: "v1", kind: "Pod", plural: "pods", namespaced: true },
+  { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", namespaced: true },
   { group: "", version: "v1", kind: "Namespace", plural: "namespaces", namespaced: false },
   { group: "apps", version: "v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true },
   {
@@ -52,6 +53,10 @@ export interface FakeApiServer {
   url: string;
   /** The objects created, in order. */
   created: Created[];
+  /** The objects replaced (PUT, as `kubectl replace` does), in order. */
+  replaced: Created[];
+  /** The stored object `Kind namespace/name` (as in `created`), if any. */
+  stored(label: string): Obj | undefined;
   /** Requests that failed (unknown path or kind), for assertion messages. */
   rejected: string[];
   close(): Promise<void>;
@@ -65,6 +70,8 @@ export function startFakeApiServer(): FakeApiServer {
   const resources = [...BUILT_IN];
   const objects = new Map<string, Obj>();
   const created: Created[] = [];
+  const replaced: Created[] = [];
+  const byLabel = new Map<string, Obj>();
   const rejected: string[] = [];
   let uid = 0;
 
@@ -163,7 +170,9 @@ export function startFakeApiServer(): FakeApiServer {
         creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
       };
       objects.set(key, obj);
-      created.push(`${obj.kind} ${namespace ? `${namespace}/` : ""}${name}`);
+      const label = `${obj.kind} ${namespace ? `${namespace}/` : ""}${name}`;
+      byLabel.set(label, obj);
+      created.push(label);
       if (obj.kind === "CustomResourceDefinition") {
         for (const v of obj.spec.versions) {
           resources.push({
@@ -177,6 +186,21 @@ export function startFakeApiServer(): FakeApiServer {
       }
       return json(201, obj);
     }
+    if (req.method === "PUT" && target.name && objects.has(path)) {
+      const obj = await req.json() as Obj;
+      const before = objects.get(path)!;
+      obj.metadata = {
+        ...obj.metadata,
+        uid: before.metadata.uid,
+        resourceVersion: String(++uid),
+        creationTimestamp: before.metadata.creationTimestamp,
+      };
+      objects.set(path, obj);
+      const label = `${obj.kind} ${namespace ? `${namespace}/` : ""}${target.name}`;
+      byLabel.set(label, obj);
+      replaced.push(label);
+      return json(200, obj);
+    }
     rejected.push(`${req.method} ${path}`);
     return status(405, "MethodNotAllowed", `${req.method} is not supported here`);
   }
@@ -185,6 +209,8 @@ export function startFakeApiServer(): FakeApiServer {
   return {
     url: `http://127.0.0.1:${server.addr.port}`,
     created,
+    replaced,
+    stored: (label) => byLabel.get(label),
     rejected,
     close: () => server.shutdown(),
   };

@@ -5,6 +5,8 @@
  * ServiceAccount and its RBAC, then the DaemonSet that runs as that ServiceAccount (kubectl
  * applies files in name order and documents in file order), and leaves the examples alone;
  * `kubectl apply -f deploy/examples/` then creates the example NADs before the pod using them.
+ * The daemon-mode command creates the same CRD and RBAC, then deploy/thick/ in name order: the
+ * daemon's extra RBAC, its ConfigMap, then its DaemonSet.
  */
 
 import assert from "node:assert/strict";
@@ -87,6 +89,109 @@ Deno.test("the fake API server serves NADs only once their CRD exists, as a clus
     assert.notEqual(early.code, 0);
     assert.match(early.stderr, /NetworkAttachmentDefinition/);
     assert.deepEqual(api.created, []);
+  } finally {
+    await api.close();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("the README's daemon-mode apply creates the CRD and RBAC, then the daemon's RBAC, ConfigMap and DaemonSet", async () => {
+  const readme = await Deno.readTextFile(join(REPO_ROOT, "README.md"));
+  const line = [...readme.matchAll(/^kubectl apply (.*-f deploy\/thick\/)\s*(?:#.*)?$/gm)];
+  assert.equal(line.length, 1, "the README shows one daemon-mode apply");
+  const args = ["apply", ...line[0][1].split(/\s+/)];
+  assert.deepEqual(args, [
+    "apply",
+    "-f",
+    "deploy/00-crd.yaml",
+    "-f",
+    "deploy/10-rbac.yaml",
+    "-f",
+    "deploy/thick/",
+  ]);
+
+  const api = startFakeApiServer();
+  const cacheDir = await Deno.makeTempDir({ prefix: "multus-kubectl-" });
+  try {
+    const run = await kubectl(api, cacheDir, [...args, "-o", "name"]);
+    assert.equal(run.code, 0, run.stderr + api.rejected.join("\n"));
+    assert.deepEqual(api.created, [
+      "CustomResourceDefinition network-attachment-definitions.k8s.cni.cncf.io",
+      "ServiceAccount kube-system/multus",
+      "ClusterRole multus",
+      "ClusterRoleBinding multus",
+      "ClusterRole multus-daemon",
+      "ClusterRoleBinding multus-daemon",
+      "ConfigMap kube-system/multus-daemon-config",
+      "DaemonSet kube-system/kube-multus-ds",
+    ]);
+    assert.deepEqual(api.rejected, []);
+  } finally {
+    await api.close();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+/** The sh block of the README section `heading`, as argument lists of its kubectl lines. */
+async function readmeKubectl(heading: string): Promise<string[][]> {
+  const readme = await Deno.readTextFile(join(REPO_ROOT, "README.md"));
+  const at = readme.indexOf(`\n### ${heading}\n`);
+  assert.ok(at >= 0, `README section ${heading}`);
+  const section = readme.slice(at + 1).split(/\n### /)[0];
+  const block = /```sh\n([\s\S]*?)```/.exec(section.replace(/^ {3}/gm, ""));
+  assert.ok(block, `a sh block in ${heading}`);
+  return block[1].split("\n").map((l) => l.replace(/#.*$/, "").trim())
+    .filter((l) => l.startsWith("kubectl ")).map((l) => l.split(/\s+/).slice(1));
+}
+
+Deno.test("the README's move from Multus thick replaces Multus's DaemonSet whole with ours", async () => {
+  const commands = await readmeKubectl("Moving from Multus thick");
+  assert.deepEqual(commands.map((c) => c[0]), ["apply", "replace", "-n"]);
+
+  const api = startFakeApiServer();
+  const cacheDir = await Deno.makeTempDir({ prefix: "multus-kubectl-" });
+  try {
+    // Multus's thick DaemonSet, as its deployment creates it.
+    const multus = join(cacheDir, "multus-thick.yaml");
+    await Deno.writeTextFile(
+      multus,
+      JSON.stringify({
+        apiVersion: "apps/v1",
+        kind: "DaemonSet",
+        metadata: { name: "kube-multus-ds", namespace: "kube-system" },
+        spec: {
+          selector: { matchLabels: { name: "multus" } },
+          template: {
+            metadata: { labels: { name: "multus" } },
+            spec: {
+              initContainers: [{ name: "install-multus-binary", image: "multus:thick" }],
+              containers: [{ name: "kube-multus", image: "multus:thick" }],
+            },
+          },
+        },
+      }),
+    );
+    const seeded = await kubectl(api, cacheDir, ["create", "-f", multus]);
+    assert.equal(seeded.code, 0, seeded.stderr);
+
+    for (const args of commands.slice(0, 2)) {
+      const run = await kubectl(api, cacheDir, [...args, "-o", "name"]);
+      assert.equal(run.code, 0, `kubectl ${args.join(" ")}: ${run.stderr}${api.rejected}`);
+    }
+    assert.deepEqual(api.created.slice(1), [
+      "CustomResourceDefinition network-attachment-definitions.k8s.cni.cncf.io",
+      "ServiceAccount kube-system/multus",
+      "ClusterRole multus",
+      "ClusterRoleBinding multus",
+      "ClusterRole multus-daemon",
+      "ClusterRoleBinding multus-daemon",
+      "ConfigMap kube-system/multus-daemon-config",
+    ]);
+    assert.deepEqual(api.replaced, ["DaemonSet kube-system/kube-multus-ds"]);
+    const spec = api.stored("DaemonSet kube-system/kube-multus-ds")!.spec.template.spec;
+    assert.deepEqual(spec.initContainers.map((c: { name: string }) => c.name), ["install"]);
+    assert.deepEqual(spec.containers.map((c: { name: string }) => c.name), ["daemon"]);
+    assert.deepEqual(api.rejected, []);
   } finally {
     await api.close();
     await Deno.remove(cacheDir, { recursive: true });

@@ -43,6 +43,7 @@ const MODELS: Record<string, { model: { new (data: Obj): { validate(): void } };
       model: ClusterRoleBinding as never,
       module: "kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding",
     },
+    "v1/ConfigMap": { model: ConfigMap as never, module: "kubernetes-models/v1/ConfigMap" },
     "v1/Pod": { model: Pod as never, module: "kubernetes-models/v1/Pod" },
     "v1/ServiceAccount": {
       model: ServiceAccount as never,
@@ -77,8 +78,10 @@ async function loadManifests(): Promise<Manifest[]> {
 
 const manifests = await loadManifests();
 
+/** The one `kind` (named `name`) of the thin deployment (deploy/thick/ has its own test). */
 function only(kind: string, name?: string): Obj {
   const found = manifests.filter((m) =>
+    !m.file.startsWith("deploy/thick/") &&
     m.obj.kind === kind && (!name || m.obj.metadata?.name === name)
   );
   assert.equal(found.length, 1, `exactly one ${kind} ${name ?? ""} in deploy/`);
@@ -117,8 +120,12 @@ function checkSchema(value: unknown, schema: Obj, path: string, errors: string[]
 Deno.test("deploy/: every YAML document is a valid Kubernetes object with no unknown fields", () => {
   assert.deepEqual(manifests.map((m) => m.obj.kind).sort(), [
     "ClusterRole",
+    "ClusterRole",
     "ClusterRoleBinding",
+    "ClusterRoleBinding",
+    "ConfigMap",
     "CustomResourceDefinition",
+    "DaemonSet",
     "DaemonSet",
     "NetworkAttachmentDefinition",
     "NetworkAttachmentDefinition",
@@ -235,11 +242,13 @@ Deno.test("RBAC grants exactly the least privilege the plugin needs", () => {
     "k8s.cni.cncf.io/network-attachment-definitions:get",
     "k8s.cni.cncf.io/network-attachment-definitions:list",
     "k8s.cni.cncf.io/network-attachment-definitions:watch",
+    "resource.k8s.io/resourceclaims:get",
+    "resource.k8s.io/resourceslices:list",
   ]);
   assert.ok(role.rules.every((r: Obj) => !r.resourceNames && !r.nonResourceURLs));
 
   const sa = only("ServiceAccount");
-  const binding = only("ClusterRoleBinding");
+  const binding = only("ClusterRoleBinding", "multus");
   assert.deepEqual(binding.roleRef, {
     apiGroup: "rbac.authorization.k8s.io",
     kind: "ClusterRole",

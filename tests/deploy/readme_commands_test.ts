@@ -104,3 +104,41 @@ Deno.test("the plugin log file the docs read is the one the documented DaemonSet
   }
   assert.ok(reads >= 2, "the docs read the log file they configure");
 });
+
+Deno.test("every deploy/ path the README's and docs' commands name exists, and the daemon's ConfigMap is named as shipped", async () => {
+  const docs = await operatorDocs();
+  const named = new Set<string>();
+  for (const [file, text] of docs) {
+    for (const block of text.matchAll(/```sh\n([\s\S]*?)```/g)) {
+      for (const m of block[1].matchAll(/(?<![\w/])deploy\/[\w./-]*/g)) {
+        named.add(`${file}: ${m[0]}`);
+      }
+    }
+  }
+  for (const entry of named) {
+    const path = entry.slice(entry.indexOf(": ") + 2);
+    await Deno.stat(join(REPO_ROOT, path)).catch(() => assert.fail(`${entry} does not exist`));
+  }
+  for (
+    const path of [
+      "deploy/thick/",
+      "deploy/thick/20-daemonset-thick.yaml",
+      "deploy/systemd/multus-daemon.service",
+    ]
+  ) {
+    assert.ok([...named].some((e) => e.endsWith(`: ${path}`)), `the docs use ${path}`);
+  }
+
+  const configMap = await manifest("thick/15-daemon-config.yaml", "ConfigMap");
+  const thick = await manifest("thick/20-daemonset-thick.yaml", "DaemonSet");
+  const ds = await manifest("20-daemonset.yaml", "DaemonSet");
+  assert.equal(thick.metadata.name, ds.metadata.name, "ds/ commands fit both variants");
+  let mentions = 0;
+  for (const [file, text] of docs) {
+    for (const m of text.matchAll(/`([\w-]+)\/(multus-daemon-config)`/g)) {
+      mentions++;
+      assert.equal(m[1], configMap.metadata.namespace, `${file}: ${m[0]}`);
+    }
+  }
+  assert.ok(mentions >= 1, "the docs name the daemon's ConfigMap");
+});

@@ -892,3 +892,56 @@ Deno.test("closestKey() suggests typos, case-insensitively, and nothing for stra
   assert.equal(closestKey("confDirectory", MULTUS_KEYS), undefined);
   assert.equal(closestKey("foo", MULTUS_KEYS), undefined);
 });
+
+// ---- DRA objects ----
+
+Deno.test("validate: DRA objects (DeviceClass, ResourceClaimTemplate, ResourceSlice, ResourceClaim) are recognised and pass", async () => {
+  const { run, ok, findings } = await validateJson(["--config", COMMON_CONFIG, F("dra/good.yaml")]);
+  assert.equal(run.code, 0, run.stdout);
+  assert.equal(ok, true);
+  assert.deepEqual(findings, []);
+  const text = await validate([
+    "--bin-dir",
+    await fakeBinDir(),
+    "--conf-dir",
+    CONF_DIR,
+    "--kubeconfig",
+    KUBECONFIG,
+    "--config",
+    COMMON_CONFIG,
+    F("dra/good.yaml"),
+  ]);
+  assert.equal(text.stdout, "OK: 0 errors, 0 warnings (checked 1 Multus config, 4 DRA objects)\n");
+});
+
+Deno.test("validate: DRA objects the plugin would misread are reported at their fields", async () => {
+  const { run, findings } = await validateJson(["--config", COMMON_CONFIG, F("dra/bad.yaml")]);
+  assert.equal(run.code, 1);
+  const attrs = (i: number) => `ResourceSlice worker-1-bad spec.devices[${i}].attributes`;
+  assertFinding(findings, {
+    file: "dra/bad.yaml",
+    path: "ResourceClaimTemplate nfv/old-shape spec.spec.devices.requests[0].deviceClassName",
+  }, {
+    severity: "error",
+    message:
+      /v1beta1 place of the DeviceClass; resource\.k8s\.io\/v1 reads exactly\.deviceClassName/,
+  });
+  assertFinding(findings, {
+    file: "dra/bad.yaml",
+    path: `${attrs(0)}["k8s.cni.cncf.io/deviceID"]`,
+  }, { severity: "error", message: /is not a typed attribute value/, hint: /\{string: / });
+  assertFinding(findings, {
+    file: "dra/bad.yaml",
+    path: `${attrs(1)}["k8s.v1.cni.cncf.io/resourceName"]`,
+  }, { severity: "warning", message: /did you mean "k8s\.cni\.cncf\.io\/resourceName"\?/ });
+  assertFinding(findings, {
+    file: "dra/bad.yaml",
+    path: "DeviceClass no-cel spec.selectors[0].cel.expression",
+  }, {
+    severity: "error",
+    message: /is missing/,
+  });
+  const everywhere = findings.filter((f) => /has no nodeName/.test(f.message));
+  assert.equal(everywhere.length, 1, "a slice for all nodes is never listed by the plugin");
+  assert.equal(findings.filter((f) => /skips this device/.test(f.message)).length, 2);
+});

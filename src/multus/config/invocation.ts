@@ -7,7 +7,7 @@
 
 import type { Exec } from "../../cni/exec.ts";
 import type { CniRequest } from "../../cni/request.ts";
-import type { KubeClient } from "../../k8s/client.ts";
+import type { KubeClient, PodEventOptions } from "../../k8s/client.ts";
 import type { NetworkAttachmentDefinition, Pod } from "../../k8s/types.ts";
 import type { Logger } from "../../log/logger.ts";
 import type { MultusNetConf } from "./netconf.ts";
@@ -54,8 +54,18 @@ export interface KubeSession {
   readonly client: KubeClient;
   /** Reads a NetworkAttachmentDefinition once per request. */
   readNad(namespace: string, name: string): Promise<NetworkAttachmentDefinition>;
-  /** Reads the pod once per request (the read may have been started early). */
+  /**
+   * Reads the pod once per request (the read may have been started early). A daemon may
+   * answer from its watch cache: then the pod is trimmed to the fields the plugin uses.
+   */
   readPod(namespace: string, name: string): Promise<Pod>;
+  /** Sets (string) or removes (null) annotations of `pod`, as read with `readPod`. */
+  setPodAnnotations(pod: Pod, annotations: Record<string, string | null>): Promise<void>;
+  /**
+   * Posts an event about the pod: at once in the thin plugin, through a bounded queue off
+   * the request's path in a daemon. Never throws; a lost event is logged.
+   */
+  postEvent(pod: Pod, event: PodEventOptions): Promise<void>;
 }
 
 /** Reads the pod identity from CNI_ARGS (`K8S_POD_NAMESPACE`, `K8S_POD_NAME`, `K8S_POD_UID`). */

@@ -47,10 +47,12 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     : inv.pod;
   if (identity && delegates.some((d) => d.resourceName)) {
     const { assignDeviceIds } = await import("./device_ids.ts");
+    const { ApiDraObjects } = await import("./dra_objects.ts");
     await assignDeviceIds(identity, delegates, {
       podResourcesSocket: inv.conf.podResourcesSocket,
       checkpointFile: inv.conf.deviceCheckpointFile,
       log: inv.log,
+      dra: kube && pod ? { pod, objects: new ApiDraObjects(kube.client) } : undefined,
     });
   }
   const plan: AddPlan = { delegates, pod: identity };
@@ -59,11 +61,11 @@ export async function planKubernetesAdd(inv: Invocation): Promise<AddPlan> {
     if (!inv.conf.systemNamespaces.includes(inv.pod!.namespace)) {
       plan.publish = async (attached) => {
         const value = formatNetworkStatus(networkStatuses(attached));
-        await kube.client.setPodAnnotations(podObject, { [NETWORK_STATUS_ANNOTATION]: value });
+        await kube.setPodAnnotations(podObject, { [NETWORK_STATUS_ANNOTATION]: value });
       };
     }
     plan.background = (attached) =>
-      withCap(sendAddedEvents(inv, { kube, pod: podObject, attached }), EVENT_WAIT_MS);
+      withCap(sendAddedEvents({ kube, pod: podObject, attached }), EVENT_WAIT_MS);
   }
   return plan;
 }
@@ -258,9 +260,7 @@ async function delegateFromSelection(
         `cannot find a network-attachment-definition (${s.name}) in namespace (${s.namespace})`;
       if (forAdd) {
         await withCap(
-          kube.client.createEvent(pod, { type: "Warning", reason: "NoNetworkFound", message }).then(
-            () => {},
-          ),
+          kube.postEvent(pod, { type: "Warning", reason: "NoNetworkFound", message }),
           EVENT_WAIT_MS,
         );
       }
@@ -409,7 +409,6 @@ async function resolveNamedNetwork(
 
 /** `AddedInterface` events, concurrently. */
 async function sendAddedEvents(
-  inv: Invocation,
   { kube, pod, attached }: { kube: KubeSession; pod: Pod; attached: AttachedNetwork[] },
 ): Promise<void> {
   await Promise.all(attached.map(async ({ delegate, result }) => {
@@ -417,11 +416,7 @@ async function sendAddedEvents(
     if (!current.interfaces?.length && !current.ips?.length) return;
     const ips = (current.ips ?? []).map((ip) => ip.address).join(" ");
     const message = `Add ${delegate.ifName} [${ips}] from ${delegate.name}`;
-    try {
-      await kube.client.createEvent(pod, { type: "Normal", reason: "AddedInterface", message });
-    } catch (err) {
-      inv.log.verbose(`event "${message}" not sent: ${errorMessage(err)}`);
-    }
+    await kube.postEvent(pod, { type: "Normal", reason: "AddedInterface", message });
   }));
 }
 

@@ -23,7 +23,7 @@ import {
 } from "../config/netconf.ts";
 import { type Invocation, type KubeSession, podFromArgs, podLabel } from "../config/invocation.ts";
 import type { PodIdentity } from "../config/invocation.ts";
-import type { OpenKubeClient } from "../kube/session.ts";
+import type { OpenKubeAccess } from "../kube/session.ts";
 import { usesKubernetes } from "./resolve.ts";
 
 /** What the plugin's requests share: given by the thin plugin's process, or by a daemon. */
@@ -36,10 +36,11 @@ export interface CommandDeps {
    */
   configureLog?: boolean;
   /**
-   * Opens the API client for a request's configuration (default: its kubeconfig, else the
-   * in-cluster environment). A daemon passes one that returns its shared client.
+   * Opens the API access for a request's configuration (default: a client of its own from
+   * its kubeconfig, else the in-cluster environment). A daemon passes one that returns its
+   * shared client, with its watch caches and event queue.
    */
-  openKubeClient?: OpenKubeClient;
+  openKubeClient?: OpenKubeAccess;
   /** How delegates are found and run (default: as child processes). */
   exec?: Exec;
   /** The environment API access is read from (default: this process's). */
@@ -131,7 +132,7 @@ function loadCommand(
 
 async function openSession(
   inv: Invocation,
-  open: OpenKubeClient | undefined,
+  open: OpenKubeAccess | undefined,
 ): Promise<KubeSession | undefined> {
   const { openKubeSession } = await import("../kube/session.ts");
   return await openKubeSession(inv, open);

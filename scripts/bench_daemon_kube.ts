@@ -1,0 +1,341 @@
+/**
+ * @module
+ * Kubernetes-mode ADD through the shim with `multus daemon` running (shared client, watch
+ * caches) against the thin plugin, on the bundled program, with the test API server (TLS,
+ * HTTP/2) in this process: the cluster network a bridge file, one macvlan NAD per pod. Each
+ * run is a new pod (ADD then DEL in one network namespace); before a daemon ADD the script
+ * waits until the daemon's pod cache holds the pod, as it would for a pod scheduled a moment
+ * before its sandbox. Prints medians and the API requests per ADD from the server's log (on
+ * the ADD's path: not the caches' lists and watches, not events).
+ *
+ *     sudo deno run --allow-all scripts/bench_daemon_kube.ts [--runs N] [--latency MS]
+ *
+ * `--latency MS` delays every API answer but watch events (as a remote API server would).
+ */
+
+import { join } from "node:path";
+import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
+import { HostVeth } from "../tests/helpers/netns.ts";
+import { type RequestRecord, startTestApiServer } from "../tests/k8s_api/server.ts";
+
+const args = Deno.args;
+const option = (name: string, fallback: number) =>
+  args.includes(name) ? Number(args[args.indexOf(name) + 1]) : fallback;
+const RUNS = option("--runs", 10);
+const LATENCY_MS = option("--latency", 0);
+const NODE = "bench-node";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function print(text = ""): void {
+  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
+}
+
+async function sh(cmd: string[], options: { cwd?: string } = {}): Promise<string> {
+  const out = await new Deno.Command(cmd[0], {
+    args: cmd.slice(1),
+    cwd: options.cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`${cmd.join(" ")}: ${decoder.decode(out.stderr)}`);
+  return decoder.decode(out.stdout);
+}
+
+/** Bundles `src/main.ts` and writes a launcher for it (also as `multus-shim`). */
+async function bundle(dir: string): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const out = join(dir, "multus.js");
+  await sh([
+    Deno.execPath(),
+    "bundle",
+    "--quiet",
+    "--platform",
+    "deno",
+    "--minify",
+    "--config",
+    join(REPO_ROOT, "deno.json"),
+    "-o",
+    out,
+    join(REPO_ROOT, "src", "main.ts"),
+  ], { cwd: REPO_ROOT });
+  const flags = (await Deno.readTextFile(join(REPO_ROOT, "scripts", "permission_flags"))).trim();
+  const launcher = join(dir, "multus");
+  await Deno.writeTextFile(
+    launcher,
+    `#!/bin/sh\nDENO_NO_UPDATE_CHECK=1 exec "${Deno.execPath()}" run --quiet --no-config ${flags} "${out}" "$@"\n`,
+  );
+  await Deno.chmod(launcher, 0o755);
+  await Deno.symlink(launcher, join(dir, "multus-shim"));
+  return launcher;
+}
+
+/**
+ * User + system CPU of a running process and of its children it waited for (the delegates),
+ * in milliseconds (clock ticks of 10 ms), as `time` counts a plugin run.
+ */
+async function processCpuMs(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").slice(11, 15);
+  return fields.reduce((sum, ticks) => sum + Number(ticks), 0) * 10;
+}
+
+/** Runs the program with a CNI request; returns its wall time and CPU (user + system). */
+async function run(
+  binary: string,
+  env: Record<string, string>,
+  stdin: string,
+): Promise<{ wallMs: number; cpuMs: number }> {
+  const timeFile = await Deno.makeTempFile();
+  const started = performance.now();
+  const child = new Deno.Command("/usr/bin/time", {
+    args: ["-f", "%U %S", "-o", timeFile, binary],
+    env,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(encoder.encode(stdin));
+  await writer.close();
+  const out = await child.output();
+  const wallMs = performance.now() - started;
+  if (out.code !== 0) {
+    throw new Error(
+      `${env.CNI_COMMAND} failed: ${decoder.decode(out.stdout)}${decoder.decode(out.stderr)}`,
+    );
+  }
+  const [user, system] = (await Deno.readTextFile(timeFile)).trim().split("\n").pop()!.split(" ")
+    .map(Number);
+  await Deno.remove(timeFile);
+  return { wallMs, cpuMs: (user + system) * 1000 };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** API requests of a log on an ADD's path, by `METHOD resource`. */
+function onPath(log: RequestRecord[]): RequestRecord[] {
+  return log.filter((r) => r.verb !== "watch" && r.verb !== "list" && !r.path.endsWith("/events"));
+}
+
+async function main(): Promise<void> {
+  const work = await Deno.makeTempDir({ prefix: "multus-bench-daemon-kube-" });
+  const netns = `mtbk${crypto.randomUUID().slice(0, 6)}`;
+  const bridge = `mtbkb${crypto.randomUUID().slice(0, 5)}`;
+  const api = await startTestApiServer();
+  const veth = await HostVeth.create();
+  let daemon: Deno.ChildProcess | undefined;
+  try {
+    const ours = await bundle(join(work, "bin"));
+    await sh(["ip", "netns", "add", netns]);
+    const clusterNetwork = join(work, "10-bridge.conf");
+    await Deno.writeTextFile(
+      clusterNetwork,
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "cluster-bridge",
+        type: "bridge",
+        bridge,
+        isGateway: true,
+        ipam: { type: "host-local", subnet: "10.252.7.0/24", dataDir: join(work, "leases") },
+      }),
+    );
+    api.setNad({
+      metadata: { name: "mv", namespace: "default" },
+      spec: {
+        config: JSON.stringify({
+          cniVersion: "1.0.0",
+          type: "macvlan",
+          master: veth.a,
+          mode: "bridge",
+          ipam: { type: "static", addresses: [{ address: "10.252.8.10/24" }] },
+        }),
+      },
+    });
+    const netconf = {
+      kubeconfig: await api.writeKubeconfig(),
+      clusterNetwork,
+      cniDir: join(work, "cache"),
+      binDir: "/usr/lib/cni",
+      confDir: join(work, "net.d"),
+      logToStderr: false,
+    };
+    const thinText = JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "multus-cni-network",
+      type: "multus",
+      ...netconf,
+    });
+    await Deno.writeTextFile(join(work, "thin.conf"), thinText);
+    const socketDir = join(work, "run");
+    const shimText = JSON.stringify({
+      cniVersion: "1.0.0",
+      name: "multus-cni-network",
+      type: "multus-shim",
+      daemonSocketDir: socketDir,
+      thinConfig: join(work, "thin.conf"),
+    });
+    if (LATENCY_MS > 0) {
+      api.inject({ kind: "latency", ms: LATENCY_MS, path: /^(?!.*watch=)/ });
+    }
+
+    let podNumber = 0;
+    const newPod = () => {
+      const name = `pod-${podNumber++}`;
+      const pod = api.setPod({
+        metadata: {
+          name,
+          namespace: "default",
+          annotations: { "k8s.v1.cni.cncf.io/networks": "mv" },
+        },
+        spec: { nodeName: NODE },
+      });
+      return { name, uid: pod.metadata.uid! };
+    };
+    const env = (command: string, pod: { name: string; uid: string }) => ({
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: `ctr-${pod.name}`,
+      CNI_NETNS: `/var/run/netns/${netns}`,
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/usr/lib/cni",
+      CNI_ARGS:
+        `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
+    });
+    const samples = new Map<string, number[]>();
+    const cpu = new Map<string, number[]>();
+    const requests = new Map<string, number[]>();
+    const note = (name: string, wallMs: number, cpuMs: number, log: RequestRecord[]) => {
+      samples.set(name, [...(samples.get(name) ?? []), wallMs]);
+      cpu.set(name, [...(cpu.get(name) ?? []), cpuMs]);
+      requests.set(name, [...(requests.get(name) ?? []), onPath(log).length]);
+    };
+
+    // Thin plugin: one warm-up, then RUNS pods.
+    for (let i = 0; i <= RUNS; i++) {
+      const pod = newPod();
+      api.clearRequests();
+      const { wallMs, cpuMs } = await run(ours, env("ADD", pod), thinText);
+      if (i > 0) note("ADD thin", wallMs, cpuMs, api.requests());
+      await run(ours, env("DEL", pod), thinText);
+    }
+
+    // The daemon, from the same bundle.
+    const metricsPort = (() => {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (l.addr as Deno.NetAddr).port;
+      l.close();
+      return port;
+    })();
+    const daemonConfig = join(work, "daemon-config.json");
+    await Deno.writeTextFile(
+      daemonConfig,
+      JSON.stringify({ socketDir, metricsPort, ...netconf }),
+    );
+    daemon = new Deno.Command(ours, {
+      args: ["daemon", "--config", daemonConfig],
+      env: { MULTUS_NODE_NAME: NODE },
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const scrape = async () => {
+      for (;;) {
+        try {
+          return await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+        } catch {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    };
+    const value = (text: string, series: string) =>
+      Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1] ?? 0);
+    const cachedPods = async () =>
+      value(await scrape(), 'multus_daemon_cache_objects{resource="pods"}');
+    let lastLog: RequestRecord[] = [];
+    for (let i = 0; i <= RUNS; i++) {
+      const pod = newPod();
+      while (await cachedPods() < podNumber - RUNS - 1) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      api.clearRequests();
+      const daemonCpu = await processCpuMs(daemon.pid);
+      const { wallMs, cpuMs } = await run(ours, env("ADD", pod), shimText);
+      // The daemon's CPU for this ADD (its events may still be posted after the answer).
+      await new Promise((r) => setTimeout(r, 50));
+      const total = cpuMs + await processCpuMs(daemon.pid) - daemonCpu;
+      if (i > 0) note("ADD shim + daemon (pod cached)", wallMs, total, api.requests());
+      if (i === RUNS) lastLog = api.requests();
+      await run(ours, env("DEL", pod), shimText);
+    }
+    if (await exists(join(socketDir, "fallbacks.log"))) {
+      throw new Error("a shim fell back: the daemon did not run every request");
+    }
+    const metrics = await scrape();
+
+    print(
+      `# Kubernetes-mode ADD, 1 NAD, shim + daemon vs thin (bundled program, ${RUNS} runs, ` +
+        `API latency ${LATENCY_MS} ms, ${new Date().toISOString()})`,
+    );
+    print();
+    print(
+      `Machine: ${Deno.build.target}, ${navigator.hardwareConcurrency} CPUs, load ${
+        (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
+      }`,
+    );
+    print();
+    print(
+      "| run | wall median (ms) | wall min (ms) | CPU median (ms) | API requests on the ADD's path |",
+    );
+    print("| --- | ---: | ---: | ---: | ---: |");
+    for (const [name, list] of samples) {
+      print(
+        `| ${name} | ${median(list).toFixed(1)} | ${Math.min(...list).toFixed(1)} | ${
+          median(cpu.get(name)!).toFixed(0)
+        } | ${median(requests.get(name)!)} |`,
+      );
+    }
+    print();
+    print(
+      "CPU: user + system of the plugin process; for the daemon, the shim's plus what the " +
+        "daemon used during the ADD (and 50 ms after, its events). Wall times include the " +
+        "delegates (bridge, macvlan).",
+    );
+    print();
+    print("The API server's log from the start of the last cached ADD to its end (and 50 ms):");
+    print();
+    for (const r of lastLog) {
+      print(`    ${r.method} ${r.path} → ${r.status} (HTTP/${r.httpVersion}, ${r.verb ?? "-"})`);
+    }
+    print();
+    print(
+      `Daemon: ${value(metrics, 'multus_daemon_events_total{result="sent"}')} events sent, ` +
+        `${value(metrics, 'multus_daemon_events_total{result="dropped"}')} dropped; RSS ${
+          (value(metrics, "process_resident_memory_bytes") / 1024 / 1024).toFixed(1)
+        } MiB`,
+    );
+  } finally {
+    if (daemon) {
+      daemon.kill("SIGTERM");
+      await daemon.status;
+    }
+    await sh(["ip", "netns", "del", netns]).catch(() => {});
+    await sh(["ip", "link", "del", bridge]).catch(() => {});
+    await veth.remove();
+    await api.close();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+await main();
