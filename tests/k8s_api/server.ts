@@ -44,6 +44,7 @@ import {
   type WatchSelection,
   type WatchSink,
 } from "./watch_hub.ts";
+import { decodeKubeProtobuf, KUBE_PROTOBUF } from "./protobuf.ts";
 
 /** How a request authenticated, or why it did not. */
 export type AuthKind = "token" | "cert" | "none" | "invalid-token" | "untrusted-cert";
@@ -607,12 +608,16 @@ class ApiServer {
       httpVersion: exchange.httpVersion,
     };
     this.#log.push(record);
-    const rawBody = await readBody(req);
+    const bodyBytes = await readBody(req);
+    const hasBody = bodyBytes.length > 0;
     const contentType = String(req.headers["content-type"] ?? "").split(";")[0].trim();
-    if (rawBody) {
+    if (hasBody) {
       record.contentType = contentType;
       try {
-        record.body = JSON.parse(rawBody);
+        // client-go clients that ask for protobuf (Go Multus's thin plugin) write with it too.
+        record.body = contentType === KUBE_PROTOBUF
+          ? decodeKubeProtobuf(bodyBytes)
+          : JSON.parse(new TextDecoder().decode(bodyBytes));
       } catch { /* kept unparsed: answered 400 below */ }
     }
     const { auth, user } = this.#authenticate(req, exchange.tls);
@@ -662,7 +667,7 @@ class ApiServer {
       return;
     }
     let parsedBody: unknown;
-    if (rawBody) {
+    if (hasBody) {
       if (record.body === undefined) {
         respond(400, statusBody(400, "the request body is not valid JSON"));
         return;
@@ -1430,7 +1435,7 @@ function isObj(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function readBody(req: IncomingMessage | Http2ServerRequest): Promise<string> {
+function readBody(req: IncomingMessage | Http2ServerRequest): Promise<Uint8Array> {
   return new Promise((resolve) => {
     const chunks: Uint8Array[] = [];
     req.on("data", (chunk: Uint8Array) => chunks.push(chunk));
@@ -1442,9 +1447,9 @@ function readBody(req: IncomingMessage | Http2ServerRequest): Promise<string> {
         all.set(c, offset);
         offset += c.length;
       }
-      resolve(new TextDecoder().decode(all));
+      resolve(all);
     });
-    req.on("error", () => resolve(""));
+    req.on("error", () => resolve(new Uint8Array()));
   });
 }
 

@@ -1,6 +1,6 @@
 /**
  * @module
- * The scripts that need root (demo, test, bench, bench-demo) work as written for root, where
+ * The scripts that need root (demo, test, bench, bench-demo, bench-peers) work as written for root, where
  * a fresh machine may have no sudo at all (tests/e2e/demo_test.ts runs the demo as root);
  * started by another user they run themselves again through sudo when it is installed, and
  * otherwise say they need root, before doing anything.
@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { REPO_ROOT } from "../helpers/plugin_run.ts";
 
-const SCRIPTS = ["demo", "test", "bench", "bench-demo"];
+const SCRIPTS = ["demo", "test", "bench", "bench-demo", "bench-peers"];
 /** The unprivileged user the scripts are started as. */
 const NOBODY = "65534";
 
