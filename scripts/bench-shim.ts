@@ -17,6 +17,7 @@
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
+import { exists } from "../src/util/exists.ts";
 
 const args = Deno.args;
 const RUNS = Number(args[args.indexOf("--runs") + 1] || 0) || 20;
@@ -299,15 +300,6 @@ async function main(): Promise<void> {
     await sh(["ip", "netns", "del", netns]).catch(() => {});
     await sh(["ip", "link", "del", bridge]).catch(() => {});
     await Deno.remove(work, { recursive: true }).catch(() => {});
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

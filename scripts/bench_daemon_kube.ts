@@ -15,6 +15,7 @@
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
+import { exists } from "../src/util/exists.ts";
 import { HostVeth } from "../tests/helpers/netns.ts";
 import { type RequestRecord, startTestApiServer } from "../tests/k8s_api/server.ts";
 
@@ -326,15 +327,6 @@ async function main(): Promise<void> {
     await veth.remove();
     await api.close();
     await Deno.remove(work, { recursive: true }).catch(() => {});
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -12,6 +12,7 @@ import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import type { K8sFixture } from "../helpers/k8s_fixture.ts";
 import { listFiles } from "../helpers/netns.ts";
 import { uniqueSuffix } from "../helpers/plugin_run.ts";
+import { exists } from "../../src/util/exists.ts";
 import type { Pod } from "../../src/k8s/types.ts";
 import {
   cniBody,
@@ -420,10 +421,6 @@ exec /usr/lib/cni/macvlan "$@"
   return gate;
 }
 
-async function fileExists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
 /** The runtime's call through `multus-shim`, which hands it to the daemon. */
 async function viaShim(c: Cluster, command: "ADD" | "DEL") {
   const thinConfig = join(c.root.dir, "thin.conf");
@@ -466,7 +463,7 @@ for (const via of ["the thin plugin", "the shim and the daemon"] as const) {
       await waitFor(
         c,
         "green's ADD started",
-        () => fileExists(join(gate, "started-net2")),
+        () => exists(join(gate, "started-net2")),
         Boolean,
       );
       // The runtime deletes the pod while the hot-plug is in the middle of attaching green.
