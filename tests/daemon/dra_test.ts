@@ -9,18 +9,29 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO_ROOT, uniqueSuffix } from "../helpers/plugin_run.ts";
+import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { TestNetns } from "../helpers/netns.ts";
 import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
 import {
   containerId,
+  fixtureNode,
+  linkNames,
   metricValue,
   type Node,
+  podArgs,
   type RunningDaemon,
   shimConf,
   startDaemon,
   stopDaemon,
+  untilMetrics,
 } from "./_helpers.ts";
+import {
+  draRequests,
+  installSriovStandin,
+  resourceClaim,
+  resourceSlice,
+  sriovCalls,
+} from "../nfv/_dra.ts";
 
 const NODE = "node-dra-1";
 const DRIVER = "sriovnetwork.example.com";
@@ -47,12 +58,7 @@ async function draNode(): Promise<DraNode> {
   const namespaces: TestNetns[] = [];
   let daemon: RunningDaemon | undefined;
   try {
-    await Deno.copyFile(
-      join(REPO_ROOT, "tests", "nfv", "sriov_standin.sh"),
-      join(f.root.binDir, "sriov"),
-    );
-    await Deno.chmod(join(f.root.binDir, "sriov"), 0o755);
-    await Deno.symlink(join(f.root.binDir, "multus"), join(f.root.binDir, "multus-shim"));
+    await installSriovStandin(f.root.binDir);
     for (const name of ["dra-a", "dra-b"]) {
       f.api.setNad({
         metadata: {
@@ -85,21 +91,7 @@ async function draNode(): Promise<DraNode> {
       podResourcesSocket: join(f.root.dir, "kubelet.sock"),
       deviceCheckpointFile: join(f.root.dir, "kubelet_internal_checkpoint"),
     };
-    const { cniVersion: _v, name: _n, type: _t, ...netconf } = f.multusConf(extra);
-    const thinConfig = join(f.root.dir, "thin.conf");
-    await Deno.writeTextFile(thinConfig, JSON.stringify(f.multusConf(extra)));
-    const node: Node = {
-      root: f.root,
-      socketDir: join(f.root.dir, "run"),
-      socketPath: join(f.root.dir, "run", "multus.sock"),
-      gateDir: join(f.root.dir, "gates"),
-      bridge: f.bridge,
-      leaseDir: f.leaseDir,
-      netconf,
-      thinConfig,
-      namespaces: [],
-      cleanup: () => Promise.resolve(),
-    };
+    const node = await fixtureNode(f, f.multusConf(extra), f.multusConf(extra));
     daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: NODE } });
     const running = daemon;
     return {
@@ -124,42 +116,20 @@ async function draNode(): Promise<DraNode> {
 
 /** A slice of `driver` on `nodeName`: devices are [name, deviceID?]. */
 function slice(name: string, nodeName: string, driver: string, devices: [string, string?][]) {
-  return {
-    metadata: { name },
-    spec: {
-      driver,
-      nodeName,
-      pool: { name: nodeName, generation: 1, resourceSliceCount: 1 },
-      devices: devices.map(([device, id]) => ({
-        name: device,
-        attributes: id === undefined ? {} : {
-          "k8s.cni.cncf.io/deviceID": { string: id },
-          "k8s.cni.cncf.io/resourceName": { string: RESOURCE },
-        },
-      })),
-    },
-  };
+  return resourceSlice(
+    name,
+    nodeName,
+    driver,
+    devices.map(([device, id]): [string, Record<string, string>] => [
+      device,
+      id === undefined ? {} : { deviceID: id, resourceName: RESOURCE },
+    ]),
+  );
 }
 
 /** A claim allocated on NODE (results: [request, driver, device]), reserved for `pods`. */
 function claim(name: string, results: [string, string, string][], pods: { uid: string }[]) {
-  return {
-    metadata: { name, namespace: "nfv" },
-    spec: { devices: { requests: [] } },
-    status: {
-      allocation: {
-        devices: {
-          results: results.map(([request, driver, device]) => ({
-            request,
-            driver,
-            pool: NODE,
-            device,
-          })),
-        },
-      },
-      reservedFor: pods.map((p) => ({ resource: "pods", name: "x", uid: p.uid })),
-    },
-  };
+  return resourceClaim(name, NODE, results, pods);
 }
 
 interface DraPod {
@@ -193,55 +163,26 @@ function shim(d: DraNode, command: string, pod: DraPod) {
     command,
     containerId: pod.containerId,
     netns: pod.ns.path,
-    args:
-      `IgnoreUnknown=1;K8S_POD_NAMESPACE=nfv;K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=${pod.uid}`,
+    args: podArgs({ namespace: "nfv", ...pod }),
     config: shimConf(d.node),
   });
 }
 
 /** The device IDs the sriov stand-in got on ADD for `pod`: [ifName, deviceID]. */
-async function deviceIds(d: DraNode, pod: DraPod): Promise<string[][]> {
-  let text = "";
-  try {
-    text = await Deno.readTextFile(d.record);
-  } catch {
-    return [];
-  }
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l))
+async function deviceIds(d: DraNode, pod: DraPod): Promise<(string | undefined)[][]> {
+  return (await sriovCalls(d.record))
     .filter((r) => r.command === "ADD" && r.containerId === pod.containerId)
     .map((r) => [r.ifName, r.config.deviceID]);
 }
 
-/** The DRA requests since the log was cleared: `verb path?query`. */
-function draRequests(d: DraNode): string[] {
-  return d.f.api.requests().filter((r) => r.path.startsWith("/apis/resource.k8s.io/")).map((r) =>
-    `${r.verb} ${r.path}${r.query ? `?${decodeURIComponent(r.query)}` : ""}`
-  );
-}
-
 /** The DRA requests of an ADD's own path: not the slice cache's list and watches. */
 function pathDraRequests(d: DraNode): string[] {
-  return draRequests(d).filter((r) =>
+  return draRequests(d.f.api).filter((r) =>
     !r.startsWith("watch ") && r !== `list ${SLICES}?fieldSelector=spec.nodeName=${NODE}`
   );
 }
 
-/** Polls the daemon's metrics until `ready` holds (a minute at most). */
-async function untilMetrics(d: DraNode, ready: (text: string) => boolean): Promise<string> {
-  const giveUpAt = Date.now() + 60_000;
-  for (;;) {
-    const text = await d.daemon.metrics();
-    if (ready(text)) return text;
-    if (Date.now() > giveUpAt) throw new Error(`the daemon's metrics never got there:\n${text}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 const cached = (resource: string) => `multus_daemon_cache_objects{resource="${resource}"}`;
-
-async function linkNames(ns: TestNetns): Promise<string[]> {
-  return (await ns.links()).map((l) => l.ifname).sort();
-}
 
 Deno.test("daemon, DRA: slices from the node's watch after the first pod, a claim reserved for the pod read once", async () => {
   const d = await draNode();
@@ -254,8 +195,8 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
     d.f.api.setResourceClaim(
       claim("b-vfs", [["vfs", DRIVER, "vf-2"], ["vfs", DRIVER, "vf-3"]], [b]),
     );
-    await untilMetrics(d, (text) => metricValue(text, cached("pods")) === 2);
-    assert.deepEqual(draRequests(d), [], "no DRA request before a pod needs one");
+    await untilMetrics(d.daemon, (text) => metricValue(text, cached("pods")) === 2);
+    assert.deepEqual(draRequests(d.f.api), [], "no DRA request before a pod needs one");
     assert.equal(metricValue(await d.daemon.metrics(), cached("resourceslices")), 0);
 
     // The first pod with claims starts the node's slice watch and is served from its list.
@@ -264,7 +205,7 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.deepEqual(await deviceIds(d, a), [["net1", "0000:81:00.3"], ["net2", "0000:81:00.2"]]);
     assert.deepEqual(await linkNames(a.ns), ["eth0", "lo", "net1", "net2"]);
-    assert.deepEqual(draRequests(d).filter((r) => !r.startsWith("watch ")), [
+    assert.deepEqual(draRequests(d.f.api).filter((r) => !r.startsWith("watch ")), [
       `get ${CLAIMS}/a-vfs`,
       `list ${SLICES}?fieldSelector=spec.nodeName=${NODE}`,
     ], "the watch's list, not a list per driver");
@@ -274,7 +215,7 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
     const second = await shim(d, "ADD", b);
     assert.equal(second.code, 0, second.stdout + second.stderr);
     assert.deepEqual(await deviceIds(d, b), [["net1", "0000:81:00.4"], ["net2", "0000:81:00.5"]]);
-    assert.deepEqual(draRequests(d).filter((r) => !r.startsWith("watch ")), [
+    assert.deepEqual(draRequests(d.f.api).filter((r) => !r.startsWith("watch ")), [
       `get ${CLAIMS}/b-vfs`,
     ], "no resourceslices list");
 
@@ -305,7 +246,7 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
     // A deleted pod's claims leave the cache.
     for (const pod of [again, b, c]) assert.equal((await shim(d, "DEL", pod)).code, 0);
     d.f.api.deletePod("nfv", b.name);
-    await untilMetrics(d, (text) => metricValue(text, cached("resourceclaims")) === 1);
+    await untilMetrics(d.daemon, (text) => metricValue(text, cached("resourceclaims")) === 1);
   } finally {
     await d.cleanup();
   }
@@ -329,7 +270,7 @@ Deno.test("daemon, DRA: a device attribute changed in a slice is what the next A
       ["vf-0", "0000:81:00.2"],
       ["vf-1", "0000:82:00.7"],
     ]));
-    await untilMetrics(d, (text) => metricValue(text, events) === before + 1);
+    await untilMetrics(d.daemon, (text) => metricValue(text, events) === before + 1);
     const again = await newSandbox(d, a);
     d.f.api.clearRequests();
     const next = await shim(d, "ADD", again);
@@ -377,7 +318,7 @@ Deno.test("daemon, DRA: where the slices cannot be watched (403), each ADD lists
       if (ids) assert.deepEqual((await deviceIds(d, sandbox)).map((x) => x[1]), ids);
       const list = `list ${SLICES}?fieldSelector=spec.nodeName=${NODE},spec.driver=${DRIVER}`;
       assert.deepEqual(
-        draRequests(d),
+        draRequests(d.f.api),
         pod === b ? [`get ${CLAIMS}/b-vfs`, list] : [list],
         "one list of the node's slices of the driver per ADD, no watch",
       );

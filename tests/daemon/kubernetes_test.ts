@@ -14,12 +14,16 @@ import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
 import type { KubeconfigAuth, RequestRecord } from "../k8s_api/server.ts";
 import {
   containerId,
+  fixtureNode,
+  linkNames,
   metricValue,
   type Node,
+  podArgs,
   type RunningDaemon,
   shimConf,
   startDaemon,
   stopDaemon,
+  untilMetrics,
 } from "./_helpers.ts";
 
 const STATUS = "k8s.v1.cni.cncf.io/network-status";
@@ -41,31 +45,11 @@ interface KubeNode {
 async function kubeNode(options: { auth?: KubeconfigAuth } = {}): Promise<KubeNode> {
   const subnet = subnetCounter++;
   const f = await startK8sFixture({ clusterSubnet: `10.241.${subnet}`, auth: options.auth });
-  await Deno.symlink(
-    join(f.root.binDir, "multus"),
-    join(f.root.binDir, "multus-shim"),
-  );
-  const { cniVersion: _v, name: _n, type: _t, ...netconf } = f.multusConf({
-    logLevel: "verbose",
-  });
-  const socketDir = join(f.root.dir, "run");
-  const thinConfig = join(f.root.dir, "thin.conf");
-  await Deno.writeTextFile(thinConfig, JSON.stringify(f.multusConf()));
   const namespaces: TestNetns[] = [];
-  const node: Node = {
-    root: f.root,
-    socketDir,
-    socketPath: join(socketDir, "multus.sock"),
-    gateDir: join(f.root.dir, "gates"),
-    bridge: f.bridge,
-    leaseDir: f.leaseDir,
-    netconf,
-    thinConfig,
-    namespaces: [],
-    cleanup: () => Promise.resolve(),
-  };
   let daemon: RunningDaemon;
+  let node: Node;
   try {
+    node = await fixtureNode(f, f.multusConf({ logLevel: "verbose" }), f.multusConf());
     daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: NODE_NAME } });
   } catch (err) {
     await f.cleanup();
@@ -110,8 +94,7 @@ function shim(
     command,
     containerId: pod.containerId,
     netns: pod.ns.path,
-    args:
-      `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=${pod.uid}`,
+    args: podArgs({ namespace: "default", ...pod }),
     config: shimConf(k.node),
   });
 }
@@ -123,28 +106,12 @@ function macvlanNad(k: KubeNode, name: string, octet: number): void {
   });
 }
 
-/**
- * Polls the daemon's metrics until `ready` holds for them. Gives up after a minute (a
- * daemon without caches never gets there), saying what the metrics were.
- */
-async function untilMetrics(k: KubeNode, ready: (text: string) => boolean): Promise<string> {
-  const giveUpAt = Date.now() + 60_000;
-  for (;;) {
-    const text = await k.daemon.metrics();
-    if (ready(text)) return text;
-    if (Date.now() > giveUpAt) {
-      throw new Error(`the daemon's metrics never got there:\n${text}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 const cached = (resource: string) => `multus_daemon_cache_objects{resource="${resource}"}`;
 const events = (resource: string) => `multus_daemon_cache_events_total{resource="${resource}"}`;
 
 /** Waits until the pod cache holds `pods` pods and the NAD cache `nads` NADs. */
 function untilCached(k: KubeNode, counts: { pods: number; nads: number }): Promise<string> {
-  return untilMetrics(k, (text) =>
+  return untilMetrics(k.daemon, (text) =>
     metricValue(text, cached("pods")) === counts.pods &&
     metricValue(text, cached("network-attachment-definitions")) === counts.nads);
 }
@@ -162,10 +129,6 @@ function pathRequests(log: RequestRecord[]): string[] {
 function statusOf(k: KubeNode, name: string) {
   const value = k.f.api.getPod("default", name)?.metadata.annotations?.[STATUS];
   return value === undefined ? undefined : JSON.parse(value) as Record<string, unknown>[];
-}
-
-async function linkNames(ns: TestNetns): Promise<string[]> {
-  return (await ns.links()).map((l) => l.ifname).sort();
 }
 
 Deno.test("daemon, Kubernetes mode: a cached ADD asks the API server only for the status write", async () => {
@@ -210,7 +173,7 @@ Deno.test("daemon, Kubernetes mode: a cached ADD asks the API server only for th
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     const metrics = await untilMetrics(
-      k,
+      k.daemon,
       (text) =>
         metricValue(text, 'multus_daemon_events_total{result="sent"}') === 2 &&
         metricValue(text, "multus_daemon_event_queue_depth") === 0,
@@ -272,7 +235,7 @@ Deno.test("daemon, Kubernetes mode: a pod the cache has not seen yet, or has wit
     k.f.api.setWatchLatency(0);
     k.f.api.dropWatches("end");
     const old = await addPod(k, `again-${uniqueSuffix()}`);
-    await untilMetrics(k, (text) => metricValue(text, cached("pods")) === 2);
+    await untilMetrics(k.daemon, (text) => metricValue(text, cached("pods")) === 2);
     k.f.api.setWatchLatency(60_000);
     k.f.api.deletePod("default", old.name);
     const replaced = await addPod(k, old.name, { [NETWORKS]: "mv-a" });
@@ -309,7 +272,7 @@ Deno.test("daemon, Kubernetes mode: a NAD changed or created just now is what th
     macvlanNad(k, "mv-a", 13);
     const second = await addPod(k, `second-${uniqueSuffix()}`, { [NETWORKS]: "mv-a" });
     await untilMetrics(
-      k,
+      k.daemon,
       (text) =>
         metricValue(text, events("network-attachment-definitions")) === nadEvents + 1 &&
         metricValue(text, cached("pods")) === 2,
@@ -342,7 +305,7 @@ Deno.test("daemon, Kubernetes mode: a NAD changed or created just now is what th
 
     // A NAD that exists nowhere: one GET, the thin plugin's error, the warning event.
     const missing = await addPod(k, `missing-${uniqueSuffix()}`, { [NETWORKS]: "nope" });
-    await untilMetrics(k, (text) => metricValue(text, cached("pods")) === 4);
+    await untilMetrics(k.daemon, (text) => metricValue(text, cached("pods")) === 4);
     k.f.api.clearRequests();
     const failed = await shim(k, "ADD", missing);
     assert.notEqual(failed.code, 0);
@@ -388,7 +351,7 @@ Deno.test("daemon, Kubernetes mode: watches dropped, then expired (410): the cac
     k.f.api.setWatchLatency(0);
     k.f.api.dropWatches();
     const metrics = await untilMetrics(
-      k,
+      k.daemon,
       (text) =>
         metricValue(text, 'multus_daemon_cache_relists_total{resource="pods"}') >= 1 &&
         metricValue(
