@@ -431,6 +431,19 @@ export async function linkNames(ns: TestNetns): Promise<string[]> {
   return (await ns.links()).map((l) => l.ifname).sort();
 }
 
+/** Runs `scripts/dev-multus daemon ARGS` to its end (no stdin): exit code and output. */
+export async function daemonRun(args: string[]) {
+  const out = await new Deno.Command(join(REPO_ROOT, "scripts", "dev-multus"), {
+    args: ["daemon", ...args],
+    stdin: "null",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
 /** Lines of the fallback record, parsed. */
 export async function fallbackRecord(node: Node): Promise<Record<string, string>[]> {
   try {

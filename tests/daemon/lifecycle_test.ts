@@ -7,11 +7,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO_ROOT } from "../helpers/plugin_run.ts";
 import { exists } from "../../src/util/exists.ts";
 import {
   cniBody,
   containerId,
+  daemonRun,
   fallbackRecord,
   hold,
   makeNode,
@@ -156,19 +156,6 @@ Deno.test("a file in the socket's place that is not a socket stops the daemon wi
     await node.cleanup();
   }
 });
-
-async function daemonRun(args: string[]) {
-  const out = await new Deno.Command(join(REPO_ROOT, "scripts", "dev-multus"), {
-    args: ["daemon", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 Deno.test("bad command lines and configurations stop the daemon naming the file and the key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "multus-daemon-conf-" });
