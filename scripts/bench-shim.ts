@@ -18,93 +18,21 @@
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
 import { exists } from "../src/util/exists.ts";
+import { freePort, metricValue } from "../tests/daemon/_helpers.ts";
+import {
+  bundle,
+  machineLine,
+  median,
+  print,
+  type Sample,
+  scrapeMetrics,
+  sh,
+  timed,
+} from "./_bundled_bench.ts";
 
 const args = Deno.args;
 const RUNS = Number(args[args.indexOf("--runs") + 1] || 0) || 20;
 const BASELINE = args.includes("--baseline") ? args[args.indexOf("--baseline") + 1] : undefined;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function print(text = ""): void {
-  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
-}
-
-async function sh(cmd: string[], options: { cwd?: string } = {}): Promise<string> {
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    cwd: options.cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(`${cmd.join(" ")}: ${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Bundles `src/main.ts` of `root` and writes a launcher for it; returns the launcher. */
-async function bundle(root: string, dir: string): Promise<string> {
-  await Deno.mkdir(dir, { recursive: true });
-  const out = join(dir, "multus.js");
-  await sh([
-    Deno.execPath(),
-    "bundle",
-    "--quiet",
-    "--platform",
-    "deno",
-    "--minify",
-    "--config",
-    join(root, "deno.json"),
-    "-o",
-    out,
-    join(root, "src", "main.ts"),
-  ], { cwd: root });
-  const flags = (await Deno.readTextFile(join(REPO_ROOT, "scripts", "permission_flags"))).trim();
-  const launcher = join(dir, "multus");
-  await Deno.writeTextFile(
-    launcher,
-    `#!/bin/sh\nDENO_NO_UPDATE_CHECK=1 exec "${Deno.execPath()}" run --quiet --no-config ${flags} "${out}" "$@"\n`,
-  );
-  await Deno.chmod(launcher, 0o755);
-  await Deno.symlink(launcher, join(dir, "multus-shim"));
-  return launcher;
-}
-
-interface Sample {
-  wallMs: number;
-  cpuMs: number;
-  code: number;
-  stdout: string;
-}
-
-/** Runs a binary under /usr/bin/time: wall (spawn to exit) and user+system CPU. */
-async function timed(binary: string, env: Record<string, string>, stdin: string): Promise<Sample> {
-  const timeFile = await Deno.makeTempFile();
-  const started = performance.now();
-  const child = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%U %S", "-o", timeFile, binary],
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(encoder.encode(stdin));
-  await writer.close();
-  const out = await child.output();
-  const wallMs = performance.now() - started;
-  const [user, system] = (await Deno.readTextFile(timeFile)).trim().split("\n").pop()!.split(" ")
-    .map(Number);
-  await Deno.remove(timeFile);
-  const stdout = decoder.decode(out.stdout);
-  if (out.code !== 0) throw new Error(`${binary} failed: ${stdout}${decoder.decode(out.stderr)}`);
-  return { wallMs, cpuMs: (user + system) * 1000, code: out.code, stdout };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 const fmt = (ms: number) => ms.toFixed(1);
 
 function row(name: string, samples: Sample[]): string {
@@ -204,12 +132,7 @@ async function main(): Promise<void> {
     }
 
     // The daemon, from the same bundle.
-    const metricsPort = (() => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const port = (l.addr as Deno.NetAddr).port;
-      l.close();
-      return port;
-    })();
+    const metricsPort = freePort();
     const daemonConfig = join(work, "daemon-config.json");
     await Deno.writeTextFile(
       daemonConfig,
@@ -220,28 +143,15 @@ async function main(): Promise<void> {
       stdout: "null",
       stderr: "null",
     }).spawn();
-    const scrape = async () => {
-      for (;;) {
-        try {
-          return await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        } catch {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-    };
+    const scrape = () => scrapeMetrics(metricsPort);
     const handled = (text: string, command: string) => {
-      const value = (series: string) =>
-        Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1] ?? 0);
+      const value = (series: string) => metricValue(text, series);
       return {
         sum: value(`multus_daemon_request_duration_seconds_sum{command="${command}"}`) * 1000,
         count: value(`multus_daemon_request_duration_seconds_count{command="${command}"}`),
       };
     };
-    const rss = (text: string) =>
-      Number(
-        text.split("\n").find((l) => l.startsWith("process_resident_memory_bytes "))
-          ?.split(" ")[1] ?? 0,
-      ) / 1024 / 1024;
+    const rss = (text: string) => metricValue(text, "process_resident_memory_bytes") / 1024 / 1024;
     const idleRss = rss(await scrape());
     await timed(ours, cniEnv("ADD", "warm-shim"), shim);
     await timed(ours, cniEnv("DEL", "warm-shim"), shim);
@@ -262,11 +172,7 @@ async function main(): Promise<void> {
       })`,
     );
     print();
-    print(
-      `Machine: ${Deno.build.target}, ${navigator.hardwareConcurrency} CPUs, load ${
-        (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
-      }`,
-    );
+    print(await machineLine());
     print();
     print("| run | wall median (ms) | wall min (ms) | CPU median (ms) |");
     print("| --- | ---: | ---: | ---: |");
