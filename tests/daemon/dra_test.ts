@@ -31,6 +31,7 @@ import {
   resourceClaim,
   resourceSlice,
   sriovCalls,
+  sriovNad,
 } from "../nfv/_dra.ts";
 
 const NODE = "node-dra-1";
@@ -60,21 +61,9 @@ async function draNode(): Promise<DraNode> {
   try {
     await installSriovStandin(f.root.binDir);
     for (const name of ["dra-a", "dra-b"]) {
-      f.api.setNad({
-        metadata: {
-          name,
-          namespace: "nfv",
-          annotations: { "k8s.v1.cni.cncf.io/resourceName": RESOURCE },
-        },
-        spec: {
-          config: JSON.stringify({
-            cniVersion: "1.0.0",
-            type: "sriov",
-            recordFile: record,
-            capabilities: { deviceID: true },
-          }),
-        },
-      });
+      f.api.setNad(
+        sriovNad(name, RESOURCE, { recordFile: record, capabilities: { deviceID: true } }),
+      );
     }
     // The node's slices: four VFs and a GPU; another node's VFs of the same names.
     f.api.setResourceSlice(slice(`${NODE}-sriov`, NODE, DRIVER, [
@@ -151,6 +140,19 @@ async function addPod(d: DraNode, name: string, claimName: string): Promise<DraP
   return { name, uid: pod.metadata.uid!, ns, containerId: containerId() };
 }
 
+/** Pods a and b, each with a claim of two VFs reserved for it (a: vf-1, vf-0; b: vf-2, vf-3). */
+async function twoPods(d: DraNode): Promise<{ a: DraPod; b: DraPod }> {
+  const a = await addPod(d, `app-a-${uniqueSuffix()}`, "a-vfs");
+  const b = await addPod(d, `app-b-${uniqueSuffix()}`, "b-vfs");
+  d.f.api.setResourceClaim(
+    claim("a-vfs", [["vfs", DRIVER, "vf-1"], ["vfs", DRIVER, "vf-0"]], [a]),
+  );
+  d.f.api.setResourceClaim(
+    claim("b-vfs", [["vfs", DRIVER, "vf-2"], ["vfs", DRIVER, "vf-3"]], [b]),
+  );
+  return { a, b };
+}
+
 /** The same pod in a new sandbox (the runtime made its network namespace again). */
 async function newSandbox(d: DraNode, pod: DraPod): Promise<DraPod> {
   const ns = await TestNetns.create();
@@ -187,14 +189,7 @@ const cached = (resource: string) => `multus_daemon_cache_objects{resource="${re
 Deno.test("daemon, DRA: slices from the node's watch after the first pod, a claim reserved for the pod read once", async () => {
   const d = await draNode();
   try {
-    const a = await addPod(d, `app-a-${uniqueSuffix()}`, "a-vfs");
-    const b = await addPod(d, `app-b-${uniqueSuffix()}`, "b-vfs");
-    d.f.api.setResourceClaim(
-      claim("a-vfs", [["vfs", DRIVER, "vf-1"], ["vfs", DRIVER, "vf-0"]], [a]),
-    );
-    d.f.api.setResourceClaim(
-      claim("b-vfs", [["vfs", DRIVER, "vf-2"], ["vfs", DRIVER, "vf-3"]], [b]),
-    );
+    const { a, b } = await twoPods(d);
     await untilMetrics(d.daemon, (text) => metricValue(text, cached("pods")) === 2);
     assert.deepEqual(draRequests(d.f.api), [], "no DRA request before a pod needs one");
     assert.equal(metricValue(await d.daemon.metrics(), cached("resourceslices")), 0);
@@ -290,14 +285,7 @@ Deno.test("daemon, DRA: where the slices cannot be watched (403), each ADD lists
   const d = await draNode();
   try {
     d.f.api.forbid("watch", "resourceslices");
-    const a = await addPod(d, `app-a-${uniqueSuffix()}`, "a-vfs");
-    const b = await addPod(d, `app-b-${uniqueSuffix()}`, "b-vfs");
-    d.f.api.setResourceClaim(
-      claim("a-vfs", [["vfs", DRIVER, "vf-1"], ["vfs", DRIVER, "vf-0"]], [a]),
-    );
-    d.f.api.setResourceClaim(
-      claim("b-vfs", [["vfs", DRIVER, "vf-2"], ["vfs", DRIVER, "vf-3"]], [b]),
-    );
+    const { a, b } = await twoPods(d);
     const first = await shim(d, "ADD", a);
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.deepEqual(await deviceIds(d, a), [["net1", "0000:81:00.3"], ["net2", "0000:81:00.2"]]);

@@ -204,6 +204,13 @@ function untilEvent(
   return waitFor(c, what, () => events(c, reason), done);
 }
 
+/** NADs blue (`.2`) and green (`.3`), and the pod's sandbox added by the runtime (on blue). */
+async function podOnBlue(c: Cluster): Promise<void> {
+  nad(c, "blue", 2);
+  nad(c, "green", 3);
+  await runtimeAdd(c);
+}
+
 /** The runtime's ADD of the pod's sandbox, which must succeed. */
 async function runtimeAdd(c: Cluster): Promise<void> {
   const add = await runtime(c, "ADD");
@@ -219,9 +226,7 @@ Deno.test("hot-plug: a running pod gets net2 when its annotation gains a network
   const c = await cluster("blue");
   let daemon: RunningDaemon | undefined;
   try {
-    nad(c, "blue", 2);
-    nad(c, "green", 3);
-    await runtimeAdd(c);
+    await podOnBlue(c);
     daemon = await startHotplugDaemon(c);
     const eth0 = (await interfaces(c)).find((i) => i.startsWith("eth0="))!;
     assert.deepEqual(await interfaces(c), [eth0, `net1=${ip(c, 2)}`].sort());
@@ -339,9 +344,7 @@ Deno.test("hot-plug: a change made while the daemon is down is applied when it s
   const c = await cluster("blue");
   let daemon: RunningDaemon | undefined;
   try {
-    nad(c, "blue", 2);
-    nad(c, "green", 3);
-    await runtimeAdd(c);
+    await podOnBlue(c);
     daemon = await startHotplugDaemon(c);
     await stopDaemon(daemon);
     daemon = undefined;
@@ -498,9 +501,7 @@ Deno.test("hot-plug off (the default): an edited annotation the daemon sees chan
   const c = await cluster("blue");
   let daemon: RunningDaemon | undefined;
   try {
-    nad(c, "blue", 2);
-    nad(c, "green", 3);
-    await runtimeAdd(c);
+    await podOnBlue(c);
     daemon = await startDaemon(c.node, {}, { env: { MULTUS_NODE_NAME: NODE } });
     const running = daemon;
     const podEvents = (m: string) =>

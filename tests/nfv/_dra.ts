@@ -15,6 +15,21 @@ export async function installSriovStandin(binDir: string): Promise<void> {
   await Deno.chmod(join(binDir, "sriov"), 0o755);
 }
 
+/**
+ * A NAD in namespace nfv for the stand-in `sriov` plugin on the device-plugin resource
+ * `resource`; `config` is the rest of its configuration.
+ */
+export function sriovNad(name: string, resource: string, config: Record<string, unknown>) {
+  return {
+    metadata: {
+      name,
+      namespace: "nfv",
+      annotations: { "k8s.v1.cni.cncf.io/resourceName": resource },
+    },
+    spec: { config: JSON.stringify({ cniVersion: "1.0.0", type: "sriov", ...config }) },
+  };
+}
+
 /** One call the stand-in recorded (its environment and the configuration it got). */
 export interface SriovCall {
   command: string;

@@ -16,6 +16,7 @@ import {
   resourceClaim,
   resourceSlice as slice,
   sriovCalls,
+  sriovNad,
 } from "./_dra.ts";
 
 const NODE = "node-1";
@@ -51,22 +52,9 @@ async function fixture(
   const nads: [string, string][] = [["dra-a", RESOURCE], ["dra-b", RESOURCE]];
   for (const extra of options.extraNads ?? []) nads.push([extra, "intel.com/sriov_a"]);
   for (const [name, resource] of nads) {
-    api.setNad({
-      metadata: {
-        name,
-        namespace: "nfv",
-        annotations: { "k8s.v1.cni.cncf.io/resourceName": resource },
-      },
-      spec: {
-        config: JSON.stringify({
-          cniVersion: "1.0.0",
-          type: "sriov",
-          vlan: 100,
-          recordFile: record,
-          capabilities: { deviceID: true },
-        }),
-      },
-    });
+    api.setNad(
+      sriovNad(name, resource, { vlan: 100, recordFile: record, capabilities: { deviceID: true } }),
+    );
   }
   // The node's slices: two VFs and a device without network attributes; another node's VF
   // with the same names must never be used.

@@ -11,7 +11,7 @@ import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { listFiles } from "../helpers/netns.ts";
 import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
 import { CHECKPOINT_POD_UID, checkpointText, startKubeletServer, TEST_POD } from "./_kubelet.ts";
-import { installSriovStandin, sriovCalls } from "./_dra.ts";
+import { installSriovStandin, sriovCalls, sriovNad } from "./_dra.ts";
 
 const RESOURCE = "intel.com/sriov_a";
 
@@ -45,22 +45,13 @@ async function fixture(
       {},
     ]] as const
   ) {
-    api.setNad({
-      metadata: {
-        name,
-        namespace: "nfv",
-        annotations: { "k8s.v1.cni.cncf.io/resourceName": options.nadResource ?? RESOURCE },
-      },
-      spec: {
-        config: JSON.stringify({
-          cniVersion: "1.0.0",
-          type: "sriov",
-          vlan: 100,
-          recordFile: record,
-          capabilities: caps,
-        }),
-      },
-    });
+    api.setNad(
+      sriovNad(name, options.nadResource ?? RESOURCE, {
+        vlan: 100,
+        recordFile: record,
+        capabilities: caps,
+      }),
+    );
   }
   const conf = env.multusConf({
     deviceInfoDir: devinfo,
