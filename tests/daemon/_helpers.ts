@@ -6,6 +6,7 @@
  * its metrics.
  */
 
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   makeTestRoot,
@@ -140,6 +141,62 @@ export async function fixtureNode(
     namespaces: [],
     cleanup: () => Promise.resolve(),
   };
+}
+
+/**
+ * A Kubernetes fixture's node with its daemon up. `cleanup` stops the daemon, removes the
+ * network namespaces of `namespaces` and the fixture, then fails unless the daemon exited 0.
+ */
+export interface FixtureDaemon {
+  f: K8sFixture;
+  node: Node;
+  daemon: RunningDaemon;
+  /** The pods' network namespaces (see {@linkcode newSandbox}). */
+  namespaces: TestNetns[];
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Starts the daemon on `f`'s node ({@linkcode fixtureNode}) with `MULTUS_NODE_NAME=nodeName`;
+ * cleans the fixture up when it cannot.
+ */
+export async function startFixtureDaemon(
+  f: K8sFixture,
+  nodeName: string,
+  daemonConf: Record<string, unknown>,
+  thinConf: Record<string, unknown>,
+): Promise<FixtureDaemon> {
+  let node: Node;
+  let daemon: RunningDaemon;
+  try {
+    node = await fixtureNode(f, daemonConf, thinConf);
+    daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: nodeName } });
+  } catch (err) {
+    await f.cleanup();
+    throw err;
+  }
+  const namespaces: TestNetns[] = [];
+  return {
+    f,
+    node,
+    daemon,
+    namespaces,
+    async cleanup() {
+      const stopped = await stopDaemon(daemon);
+      for (const ns of namespaces) await ns.remove();
+      await f.cleanup();
+      assert.equal(stopped.code, 0, stopped.stderr);
+    },
+  };
+}
+
+/** A new sandbox: a fresh network namespace (removed by `d.cleanup`) and container id. */
+export async function newSandbox(
+  d: Pick<FixtureDaemon, "namespaces">,
+): Promise<{ ns: TestNetns; containerId: string }> {
+  const ns = await TestNetns.create();
+  d.namespaces.push(ns);
+  return { ns, containerId: containerId() };
 }
 
 /** The CNI_ARGS a runtime passes for a pod's sandbox. */

@@ -11,18 +11,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { TestNetns } from "../helpers/netns.ts";
-import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
+import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import {
-  containerId,
-  fixtureNode,
+  type FixtureDaemon,
   linkNames,
   metricValue,
-  type Node,
+  newSandbox,
   podArgs,
-  type RunningDaemon,
   shimConf,
-  startDaemon,
-  stopDaemon,
+  startFixtureDaemon,
   untilMetrics,
 } from "./_helpers.ts";
 import {
@@ -44,20 +41,13 @@ const CLAIMS = "/apis/resource.k8s.io/v1/namespaces/nfv/resourceclaims";
 let subnetCounter = 20 + Math.floor(Math.random() * 200);
 
 /** A node with its daemon up, two NADs on `RESOURCE` and the node's slices. */
-interface DraNode {
-  f: K8sFixture;
-  node: Node;
-  daemon: RunningDaemon;
+interface DraNode extends FixtureDaemon {
   record: string;
-  namespaces: TestNetns[];
-  cleanup(): Promise<void>;
 }
 
 async function draNode(): Promise<DraNode> {
   const f = await startK8sFixture({ clusterSubnet: `10.243.${subnetCounter++}` });
   const record = join(f.root.dir, "sriov-calls.jsonl");
-  const namespaces: TestNetns[] = [];
-  let daemon: RunningDaemon | undefined;
   try {
     await installSriovStandin(f.root.binDir);
     for (const name of ["dra-a", "dra-b"]) {
@@ -74,33 +64,18 @@ async function draNode(): Promise<DraNode> {
     ]));
     f.api.setResourceSlice(slice("node-2-sriov", "node-2", DRIVER, [["vf-0", "0000:99:00.2"]]));
     f.api.setResourceSlice(slice(`${NODE}-gpu`, NODE, "gpu.example.com", [["gpu-0"]]));
-    const extra = {
-      logLevel: "debug",
-      deviceInfoDir: join(f.root.dir, "devinfo"),
-      podResourcesSocket: join(f.root.dir, "kubelet.sock"),
-      deviceCheckpointFile: join(f.root.dir, "kubelet_internal_checkpoint"),
-    };
-    const node = await fixtureNode(f, f.multusConf(extra), f.multusConf(extra));
-    daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: NODE } });
-    const running = daemon;
-    return {
-      f,
-      node,
-      daemon,
-      record,
-      namespaces,
-      async cleanup() {
-        const stopped = await stopDaemon(running);
-        for (const ns of namespaces) await ns.remove();
-        await f.cleanup();
-        assert.equal(stopped.code, 0, stopped.stderr);
-      },
-    };
   } catch (err) {
-    if (daemon) await stopDaemon(daemon);
     await f.cleanup();
     throw err;
   }
+  const extra = {
+    logLevel: "debug",
+    deviceInfoDir: join(f.root.dir, "devinfo"),
+    podResourcesSocket: join(f.root.dir, "kubelet.sock"),
+    deviceCheckpointFile: join(f.root.dir, "kubelet_internal_checkpoint"),
+  };
+  const d = await startFixtureDaemon(f, NODE, f.multusConf(extra), f.multusConf(extra));
+  return { ...d, record };
 }
 
 /** A slice of `driver` on `nodeName`: devices are [name, deviceID?]. */
@@ -135,9 +110,7 @@ async function addPod(d: DraNode, name: string, claimName: string): Promise<DraP
     spec: { nodeName: NODE },
     status: { resourceClaimStatuses: [{ name: "vfs", resourceClaimName: claimName }] },
   });
-  const ns = await TestNetns.create();
-  d.namespaces.push(ns);
-  return { name, uid: pod.metadata.uid!, ns, containerId: containerId() };
+  return { name, uid: pod.metadata.uid!, ...await newSandbox(d) };
 }
 
 /** Pods a and b, each with a claim of two VFs reserved for it (a: vf-1, vf-0; b: vf-2, vf-3). */
@@ -154,10 +127,8 @@ async function twoPods(d: DraNode): Promise<{ a: DraPod; b: DraPod }> {
 }
 
 /** The same pod in a new sandbox (the runtime made its network namespace again). */
-async function newSandbox(d: DraNode, pod: DraPod): Promise<DraPod> {
-  const ns = await TestNetns.create();
-  d.namespaces.push(ns);
-  return { ...pod, ns, containerId: containerId() };
+async function podInNewSandbox(d: DraNode, pod: DraPod): Promise<DraPod> {
+  return { ...pod, ...await newSandbox(d) };
 }
 
 function shim(d: DraNode, command: string, pod: DraPod) {
@@ -216,7 +187,7 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
 
     // The first pod in a new sandbox: its claim is cached and reserved for it: no DRA read.
     assert.equal((await shim(d, "DEL", a)).code, 0);
-    const again = await newSandbox(d, a);
+    const again = await podInNewSandbox(d, a);
     d.f.api.clearRequests();
     const third = await shim(d, "ADD", again);
     assert.equal(third.code, 0, third.stdout + third.stderr);
@@ -266,7 +237,7 @@ Deno.test("daemon, DRA: a device attribute changed in a slice is what the next A
       ["vf-1", "0000:82:00.7"],
     ]));
     await untilMetrics(d.daemon, (text) => metricValue(text, events) === before + 1);
-    const again = await newSandbox(d, a);
+    const again = await podInNewSandbox(d, a);
     d.f.api.clearRequests();
     const next = await shim(d, "ADD", again);
     assert.equal(next.code, 0, next.stdout + next.stderr);
@@ -298,7 +269,7 @@ Deno.test("daemon, DRA: where the slices cannot be watched (403), each ADD lists
     }
 
     for (const [pod, ids] of [[b, ["0000:81:00.4", "0000:81:00.5"]], [a, null]] as const) {
-      const sandbox = pod === a ? await newSandbox(d, a) : pod;
+      const sandbox = pod === a ? await podInNewSandbox(d, a) : pod;
       if (pod === a) assert.equal((await shim(d, "DEL", a)).code, 0);
       d.f.api.clearRequests();
       const add = await shim(d, "ADD", sandbox);

@@ -10,19 +10,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { listFiles, TestNetns } from "../helpers/netns.ts";
-import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
+import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import type { KubeconfigAuth, RequestRecord } from "../k8s_api/server.ts";
 import {
-  containerId,
-  fixtureNode,
+  type FixtureDaemon,
   linkNames,
   metricValue,
-  type Node,
+  newSandbox,
   podArgs,
-  type RunningDaemon,
   shimConf,
-  startDaemon,
-  stopDaemon,
+  startFixtureDaemon,
   untilMetrics,
 } from "./_helpers.ts";
 
@@ -33,41 +30,20 @@ const NODE_NAME = "node-kube-1";
 let subnetCounter = 20 + Math.floor(Math.random() * 200);
 
 /** A node in Kubernetes mode with its daemon up, the cluster network a bridge. */
-interface KubeNode {
-  f: K8sFixture;
-  node: Node;
-  daemon: RunningDaemon;
+interface KubeNode extends FixtureDaemon {
   subnet: number;
-  namespaces: TestNetns[];
-  cleanup(): Promise<void>;
 }
 
 async function kubeNode(options: { auth?: KubeconfigAuth } = {}): Promise<KubeNode> {
   const subnet = subnetCounter++;
   const f = await startK8sFixture({ clusterSubnet: `10.241.${subnet}`, auth: options.auth });
-  const namespaces: TestNetns[] = [];
-  let daemon: RunningDaemon;
-  let node: Node;
-  try {
-    node = await fixtureNode(f, f.multusConf({ logLevel: "verbose" }), f.multusConf());
-    daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: NODE_NAME } });
-  } catch (err) {
-    await f.cleanup();
-    throw err;
-  }
-  return {
+  const d = await startFixtureDaemon(
     f,
-    node,
-    daemon,
-    subnet,
-    namespaces,
-    async cleanup() {
-      const stopped = await stopDaemon(daemon);
-      for (const ns of namespaces) await ns.remove();
-      await f.cleanup();
-      assert.equal(stopped.code, 0, stopped.stderr);
-    },
-  };
+    NODE_NAME,
+    f.multusConf({ logLevel: "verbose" }),
+    f.multusConf(),
+  );
+  return { ...d, subnet };
 }
 
 /** A pod on the node (its UID from the server), with a fresh network namespace. */
@@ -80,9 +56,7 @@ async function addPod(
     metadata: { name, namespace: "default", annotations },
     spec: { nodeName: NODE_NAME },
   });
-  const ns = await TestNetns.create();
-  k.namespaces.push(ns);
-  return { name, uid: pod.metadata.uid!, ns, containerId: containerId() };
+  return { name, uid: pod.metadata.uid!, ...await newSandbox(k) };
 }
 
 function shim(
@@ -406,9 +380,7 @@ Deno.test("daemon, Kubernetes mode: where RBAC forbids patch, the status update 
       metadata: { name, namespace: "default", labels: { app: "web" } },
       spec: { nodeName: NODE_NAME, containers: [{ name: "web", image: "nginx" }] },
     });
-    const ns = await TestNetns.create();
-    k.namespaces.push(ns);
-    const pod = { name, uid: stored.metadata.uid!, ns, containerId: containerId() };
+    const pod = { name, uid: stored.metadata.uid!, ...await newSandbox(k) };
     await untilCached(k, { pods: 1, nads: 0 });
     k.f.api.forbid("patch", "pods/status");
     k.f.api.clearRequests();
