@@ -1,12 +1,14 @@
 /**
  * @module
  * What the benchmarks of the bundled program share: the bundle and its launcher, a CNI run
- * timed under `/usr/bin/time`, medians, the daemon's metrics scraped over HTTP, and the
- * report's output.
+ * timed under `/usr/bin/time`, medians, the bundle's daemon started with its metrics scraped
+ * over HTTP, and the report's output.
  */
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
+import { freePort } from "../tests/daemon/_helpers.ts";
+import { exists } from "../src/util/exists.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -130,4 +132,49 @@ export async function machineLine(): Promise<string> {
   return `Machine: ${Deno.build.target}, ${navigator.hardwareConcurrency} CPUs, load ${
     (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
   }`;
+}
+
+/** `multus daemon` of a bundle, running. */
+export interface BundledDaemon {
+  pid: number;
+  /** Its `/metrics` text (waits until it answers). */
+  scrape(): Promise<string>;
+  /** SIGTERM, then waits for its exit. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Writes `config` plus a free metrics port as the daemon configuration in `work` and starts
+ * `launcher daemon --config FILE` with `env`, its output discarded.
+ */
+export async function startBundledDaemon(
+  launcher: string,
+  work: string,
+  config: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<BundledDaemon> {
+  const metricsPort = freePort();
+  const configFile = join(work, "daemon-config.json");
+  await Deno.writeTextFile(configFile, JSON.stringify({ metricsPort, ...config }));
+  const child = new Deno.Command(launcher, {
+    args: ["daemon", "--config", configFile],
+    env,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    pid: child.pid,
+    scrape: () => scrapeMetrics(metricsPort),
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+/** Throws when a shim ran a request itself (its record in the daemon's `socketDir`). */
+export async function assertNoFallback(socketDir: string): Promise<void> {
+  if (await exists(join(socketDir, "fallbacks.log"))) {
+    throw new Error("a shim fell back: the daemon did not run every request");
+  }
 }

@@ -17,16 +17,17 @@
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
-import { exists } from "../src/util/exists.ts";
-import { freePort, metricValue } from "../tests/daemon/_helpers.ts";
+import { metricValue } from "../tests/daemon/_helpers.ts";
 import {
+  assertNoFallback,
   bundle,
+  type BundledDaemon,
   machineLine,
   median,
   print,
   type Sample,
-  scrapeMetrics,
   sh,
+  startBundledDaemon,
   timed,
 } from "./_bundled_bench.ts";
 
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "multus-bench-shim-" });
   const netns = `mtbs${crypto.randomUUID().slice(0, 6)}`;
   const bridge = `mtbsb${crypto.randomUUID().slice(0, 5)}`;
-  let daemon: Deno.ChildProcess | undefined;
+  let daemon: BundledDaemon | undefined;
   try {
     const ours = await bundle(REPO_ROOT, join(work, "ours"));
     let base: string | undefined;
@@ -132,18 +133,8 @@ async function main(): Promise<void> {
     }
 
     // The daemon, from the same bundle.
-    const metricsPort = freePort();
-    const daemonConfig = join(work, "daemon-config.json");
-    await Deno.writeTextFile(
-      daemonConfig,
-      JSON.stringify({ socketDir, metricsPort, logToStderr: false, ...netconf }),
-    );
-    daemon = new Deno.Command(ours, {
-      args: ["daemon", "--config", daemonConfig],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const scrape = () => scrapeMetrics(metricsPort);
+    daemon = await startBundledDaemon(ours, work, { socketDir, logToStderr: false, ...netconf });
+    const scrape = daemon.scrape;
     const handled = (text: string, command: string) => {
       const value = (series: string) => metricValue(text, series);
       return {
@@ -162,9 +153,7 @@ async function main(): Promise<void> {
       add("VERSION (daemon running)", await timed(ours, version, "{}"));
     }
     const after = await scrape();
-    if (await exists(join(socketDir, "fallbacks.log"))) {
-      throw new Error("a shim fell back: the daemon did not run every request");
-    }
+    await assertNoFallback(socketDir);
 
     print(
       `# Start-up and shim overhead (bundled program, ${RUNS} runs each, ${
@@ -199,10 +188,7 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    if (daemon) {
-      daemon.kill("SIGTERM");
-      await daemon.status;
-    }
+    await daemon?.stop();
     await sh(["ip", "netns", "del", netns]).catch(() => {});
     await sh(["ip", "link", "del", bridge]).catch(() => {});
     await Deno.remove(work, { recursive: true }).catch(() => {});

@@ -15,9 +15,18 @@
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
-import { exists } from "../src/util/exists.ts";
-import { freePort, metricValue } from "../tests/daemon/_helpers.ts";
-import { bundle, machineLine, median, print, scrapeMetrics, sh, timed } from "./_bundled_bench.ts";
+import { metricValue } from "../tests/daemon/_helpers.ts";
+import {
+  assertNoFallback,
+  bundle,
+  type BundledDaemon,
+  machineLine,
+  median,
+  print,
+  sh,
+  startBundledDaemon,
+  timed,
+} from "./_bundled_bench.ts";
 import { HostVeth } from "../tests/helpers/netns.ts";
 import { type RequestRecord, startTestApiServer } from "../tests/k8s_api/server.ts";
 
@@ -48,7 +57,7 @@ async function main(): Promise<void> {
   const bridge = `mtbkb${crypto.randomUUID().slice(0, 5)}`;
   const api = await startTestApiServer();
   const veth = await HostVeth.create();
-  let daemon: Deno.ChildProcess | undefined;
+  let daemon: BundledDaemon | undefined;
   try {
     const ours = await bundle(REPO_ROOT, join(work, "bin"));
     await sh(["ip", "netns", "add", netns]);
@@ -144,19 +153,10 @@ async function main(): Promise<void> {
     }
 
     // The daemon, from the same bundle.
-    const metricsPort = freePort();
-    const daemonConfig = join(work, "daemon-config.json");
-    await Deno.writeTextFile(
-      daemonConfig,
-      JSON.stringify({ socketDir, metricsPort, ...netconf }),
-    );
-    daemon = new Deno.Command(ours, {
-      args: ["daemon", "--config", daemonConfig],
-      env: { MULTUS_NODE_NAME: NODE },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const scrape = () => scrapeMetrics(metricsPort);
+    daemon = await startBundledDaemon(ours, work, { socketDir, ...netconf }, {
+      MULTUS_NODE_NAME: NODE,
+    });
+    const scrape = daemon.scrape;
     const cachedPods = async () =>
       metricValue(await scrape(), 'multus_daemon_cache_objects{resource="pods"}');
     let lastLog: RequestRecord[] = [];
@@ -175,9 +175,7 @@ async function main(): Promise<void> {
       if (i === RUNS) lastLog = api.requests();
       await timed(ours, env("DEL", pod), shimText);
     }
-    if (await exists(join(socketDir, "fallbacks.log"))) {
-      throw new Error("a shim fell back: the daemon did not run every request");
-    }
+    await assertNoFallback(socketDir);
     const metrics = await scrape();
 
     print(
@@ -218,10 +216,7 @@ async function main(): Promise<void> {
         } MiB`,
     );
   } finally {
-    if (daemon) {
-      daemon.kill("SIGTERM");
-      await daemon.status;
-    }
+    await daemon?.stop();
     await sh(["ip", "netns", "del", netns]).catch(() => {});
     await sh(["ip", "link", "del", bridge]).catch(() => {});
     await veth.remove();
