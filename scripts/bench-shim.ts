@@ -17,93 +17,23 @@
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
+import { metricValue } from "../tests/daemon/_helpers.ts";
+import {
+  assertNoFallback,
+  bundle,
+  type BundledDaemon,
+  machineLine,
+  median,
+  print,
+  type Sample,
+  sh,
+  startBundledDaemon,
+  timed,
+} from "./_bundled_bench.ts";
 
 const args = Deno.args;
 const RUNS = Number(args[args.indexOf("--runs") + 1] || 0) || 20;
 const BASELINE = args.includes("--baseline") ? args[args.indexOf("--baseline") + 1] : undefined;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function print(text = ""): void {
-  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
-}
-
-async function sh(cmd: string[], options: { cwd?: string } = {}): Promise<string> {
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    cwd: options.cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(`${cmd.join(" ")}: ${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Bundles `src/main.ts` of `root` and writes a launcher for it; returns the launcher. */
-async function bundle(root: string, dir: string): Promise<string> {
-  await Deno.mkdir(dir, { recursive: true });
-  const out = join(dir, "multus.js");
-  await sh([
-    Deno.execPath(),
-    "bundle",
-    "--quiet",
-    "--platform",
-    "deno",
-    "--minify",
-    "--config",
-    join(root, "deno.json"),
-    "-o",
-    out,
-    join(root, "src", "main.ts"),
-  ], { cwd: root });
-  const flags = (await Deno.readTextFile(join(REPO_ROOT, "scripts", "permission_flags"))).trim();
-  const launcher = join(dir, "multus");
-  await Deno.writeTextFile(
-    launcher,
-    `#!/bin/sh\nDENO_NO_UPDATE_CHECK=1 exec "${Deno.execPath()}" run --quiet --no-config ${flags} "${out}" "$@"\n`,
-  );
-  await Deno.chmod(launcher, 0o755);
-  await Deno.symlink(launcher, join(dir, "multus-shim"));
-  return launcher;
-}
-
-interface Sample {
-  wallMs: number;
-  cpuMs: number;
-  code: number;
-  stdout: string;
-}
-
-/** Runs a binary under /usr/bin/time: wall (spawn to exit) and user+system CPU. */
-async function timed(binary: string, env: Record<string, string>, stdin: string): Promise<Sample> {
-  const timeFile = await Deno.makeTempFile();
-  const started = performance.now();
-  const child = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%U %S", "-o", timeFile, binary],
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(encoder.encode(stdin));
-  await writer.close();
-  const out = await child.output();
-  const wallMs = performance.now() - started;
-  const [user, system] = (await Deno.readTextFile(timeFile)).trim().split("\n").pop()!.split(" ")
-    .map(Number);
-  await Deno.remove(timeFile);
-  const stdout = decoder.decode(out.stdout);
-  if (out.code !== 0) throw new Error(`${binary} failed: ${stdout}${decoder.decode(out.stderr)}`);
-  return { wallMs, cpuMs: (user + system) * 1000, code: out.code, stdout };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 const fmt = (ms: number) => ms.toFixed(1);
 
 function row(name: string, samples: Sample[]): string {
@@ -117,7 +47,7 @@ async function main(): Promise<void> {
   const work = await Deno.makeTempDir({ prefix: "multus-bench-shim-" });
   const netns = `mtbs${crypto.randomUUID().slice(0, 6)}`;
   const bridge = `mtbsb${crypto.randomUUID().slice(0, 5)}`;
-  let daemon: Deno.ChildProcess | undefined;
+  let daemon: BundledDaemon | undefined;
   try {
     const ours = await bundle(REPO_ROOT, join(work, "ours"));
     let base: string | undefined;
@@ -203,44 +133,16 @@ async function main(): Promise<void> {
     }
 
     // The daemon, from the same bundle.
-    const metricsPort = (() => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const port = (l.addr as Deno.NetAddr).port;
-      l.close();
-      return port;
-    })();
-    const daemonConfig = join(work, "daemon-config.json");
-    await Deno.writeTextFile(
-      daemonConfig,
-      JSON.stringify({ socketDir, metricsPort, logToStderr: false, ...netconf }),
-    );
-    daemon = new Deno.Command(ours, {
-      args: ["daemon", "--config", daemonConfig],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const scrape = async () => {
-      for (;;) {
-        try {
-          return await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        } catch {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-    };
+    daemon = await startBundledDaemon(ours, work, { socketDir, logToStderr: false, ...netconf });
+    const scrape = daemon.scrape;
     const handled = (text: string, command: string) => {
-      const value = (series: string) =>
-        Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1] ?? 0);
+      const value = (series: string) => metricValue(text, series);
       return {
         sum: value(`multus_daemon_request_duration_seconds_sum{command="${command}"}`) * 1000,
         count: value(`multus_daemon_request_duration_seconds_count{command="${command}"}`),
       };
     };
-    const rss = (text: string) =>
-      Number(
-        text.split("\n").find((l) => l.startsWith("process_resident_memory_bytes "))
-          ?.split(" ")[1] ?? 0,
-      ) / 1024 / 1024;
+    const rss = (text: string) => metricValue(text, "process_resident_memory_bytes") / 1024 / 1024;
     const idleRss = rss(await scrape());
     await timed(ours, cniEnv("ADD", "warm-shim"), shim);
     await timed(ours, cniEnv("DEL", "warm-shim"), shim);
@@ -251,9 +153,7 @@ async function main(): Promise<void> {
       add("VERSION (daemon running)", await timed(ours, version, "{}"));
     }
     const after = await scrape();
-    if (await exists(join(socketDir, "fallbacks.log"))) {
-      throw new Error("a shim fell back: the daemon did not run every request");
-    }
+    await assertNoFallback(socketDir);
 
     print(
       `# Start-up and shim overhead (bundled program, ${RUNS} runs each, ${
@@ -261,11 +161,7 @@ async function main(): Promise<void> {
       })`,
     );
     print();
-    print(
-      `Machine: ${Deno.build.target}, ${navigator.hardwareConcurrency} CPUs, load ${
-        (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
-      }`,
-    );
+    print(await machineLine());
     print();
     print("| run | wall median (ms) | wall min (ms) | CPU median (ms) |");
     print("| --- | ---: | ---: | ---: |");
@@ -292,22 +188,10 @@ async function main(): Promise<void> {
       );
     }
   } finally {
-    if (daemon) {
-      daemon.kill("SIGTERM");
-      await daemon.status;
-    }
+    await daemon?.stop();
     await sh(["ip", "netns", "del", netns]).catch(() => {});
     await sh(["ip", "link", "del", bridge]).catch(() => {});
     await Deno.remove(work, { recursive: true }).catch(() => {});
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

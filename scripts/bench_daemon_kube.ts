@@ -15,6 +15,18 @@
 
 import { join } from "node:path";
 import { REPO_ROOT } from "../tests/helpers/plugin_run.ts";
+import { metricValue } from "../tests/daemon/_helpers.ts";
+import {
+  assertNoFallback,
+  bundle,
+  type BundledDaemon,
+  machineLine,
+  median,
+  print,
+  sh,
+  startBundledDaemon,
+  timed,
+} from "./_bundled_bench.ts";
 import { HostVeth } from "../tests/helpers/netns.ts";
 import { type RequestRecord, startTestApiServer } from "../tests/k8s_api/server.ts";
 
@@ -24,52 +36,6 @@ const option = (name: string, fallback: number) =>
 const RUNS = option("--runs", 10);
 const LATENCY_MS = option("--latency", 0);
 const NODE = "bench-node";
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function print(text = ""): void {
-  Deno.stdout.writeSync(encoder.encode(`${text}\n`));
-}
-
-async function sh(cmd: string[], options: { cwd?: string } = {}): Promise<string> {
-  const out = await new Deno.Command(cmd[0], {
-    args: cmd.slice(1),
-    cwd: options.cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(`${cmd.join(" ")}: ${decoder.decode(out.stderr)}`);
-  return decoder.decode(out.stdout);
-}
-
-/** Bundles `src/main.ts` and writes a launcher for it (also as `multus-shim`). */
-async function bundle(dir: string): Promise<string> {
-  await Deno.mkdir(dir, { recursive: true });
-  const out = join(dir, "multus.js");
-  await sh([
-    Deno.execPath(),
-    "bundle",
-    "--quiet",
-    "--platform",
-    "deno",
-    "--minify",
-    "--config",
-    join(REPO_ROOT, "deno.json"),
-    "-o",
-    out,
-    join(REPO_ROOT, "src", "main.ts"),
-  ], { cwd: REPO_ROOT });
-  const flags = (await Deno.readTextFile(join(REPO_ROOT, "scripts", "permission_flags"))).trim();
-  const launcher = join(dir, "multus");
-  await Deno.writeTextFile(
-    launcher,
-    `#!/bin/sh\nDENO_NO_UPDATE_CHECK=1 exec "${Deno.execPath()}" run --quiet --no-config ${flags} "${out}" "$@"\n`,
-  );
-  await Deno.chmod(launcher, 0o755);
-  await Deno.symlink(launcher, join(dir, "multus-shim"));
-  return launcher;
-}
-
 /**
  * User + system CPU of a running process and of its children it waited for (the delegates),
  * in milliseconds (clock ticks of 10 ms), as `time` counts a plugin run.
@@ -78,43 +44,6 @@ async function processCpuMs(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ").slice(11, 15);
   return fields.reduce((sum, ticks) => sum + Number(ticks), 0) * 10;
-}
-
-/** Runs the program with a CNI request; returns its wall time and CPU (user + system). */
-async function run(
-  binary: string,
-  env: Record<string, string>,
-  stdin: string,
-): Promise<{ wallMs: number; cpuMs: number }> {
-  const timeFile = await Deno.makeTempFile();
-  const started = performance.now();
-  const child = new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%U %S", "-o", timeFile, binary],
-    env,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(encoder.encode(stdin));
-  await writer.close();
-  const out = await child.output();
-  const wallMs = performance.now() - started;
-  if (out.code !== 0) {
-    throw new Error(
-      `${env.CNI_COMMAND} failed: ${decoder.decode(out.stdout)}${decoder.decode(out.stderr)}`,
-    );
-  }
-  const [user, system] = (await Deno.readTextFile(timeFile)).trim().split("\n").pop()!.split(" ")
-    .map(Number);
-  await Deno.remove(timeFile);
-  return { wallMs, cpuMs: (user + system) * 1000 };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** API requests of a log on an ADD's path, by `METHOD resource`. */
@@ -128,9 +57,9 @@ async function main(): Promise<void> {
   const bridge = `mtbkb${crypto.randomUUID().slice(0, 5)}`;
   const api = await startTestApiServer();
   const veth = await HostVeth.create();
-  let daemon: Deno.ChildProcess | undefined;
+  let daemon: BundledDaemon | undefined;
   try {
-    const ours = await bundle(join(work, "bin"));
+    const ours = await bundle(REPO_ROOT, join(work, "bin"));
     await sh(["ip", "netns", "add", netns]);
     const clusterNetwork = join(work, "10-bridge.conf");
     await Deno.writeTextFile(
@@ -218,42 +147,18 @@ async function main(): Promise<void> {
     for (let i = 0; i <= RUNS; i++) {
       const pod = newPod();
       api.clearRequests();
-      const { wallMs, cpuMs } = await run(ours, env("ADD", pod), thinText);
+      const { wallMs, cpuMs } = await timed(ours, env("ADD", pod), thinText);
       if (i > 0) note("ADD thin", wallMs, cpuMs, api.requests());
-      await run(ours, env("DEL", pod), thinText);
+      await timed(ours, env("DEL", pod), thinText);
     }
 
     // The daemon, from the same bundle.
-    const metricsPort = (() => {
-      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const port = (l.addr as Deno.NetAddr).port;
-      l.close();
-      return port;
-    })();
-    const daemonConfig = join(work, "daemon-config.json");
-    await Deno.writeTextFile(
-      daemonConfig,
-      JSON.stringify({ socketDir, metricsPort, ...netconf }),
-    );
-    daemon = new Deno.Command(ours, {
-      args: ["daemon", "--config", daemonConfig],
-      env: { MULTUS_NODE_NAME: NODE },
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    const scrape = async () => {
-      for (;;) {
-        try {
-          return await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-        } catch {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-      }
-    };
-    const value = (text: string, series: string) =>
-      Number(text.split("\n").find((l) => l.startsWith(`${series} `))?.split(" ")[1] ?? 0);
+    daemon = await startBundledDaemon(ours, work, { socketDir, ...netconf }, {
+      MULTUS_NODE_NAME: NODE,
+    });
+    const scrape = daemon.scrape;
     const cachedPods = async () =>
-      value(await scrape(), 'multus_daemon_cache_objects{resource="pods"}');
+      metricValue(await scrape(), 'multus_daemon_cache_objects{resource="pods"}');
     let lastLog: RequestRecord[] = [];
     for (let i = 0; i <= RUNS; i++) {
       const pod = newPod();
@@ -262,17 +167,15 @@ async function main(): Promise<void> {
       }
       api.clearRequests();
       const daemonCpu = await processCpuMs(daemon.pid);
-      const { wallMs, cpuMs } = await run(ours, env("ADD", pod), shimText);
+      const { wallMs, cpuMs } = await timed(ours, env("ADD", pod), shimText);
       // The daemon's CPU for this ADD (its events may still be posted after the answer).
       await new Promise((r) => setTimeout(r, 50));
       const total = cpuMs + await processCpuMs(daemon.pid) - daemonCpu;
       if (i > 0) note("ADD shim + daemon (pod cached)", wallMs, total, api.requests());
       if (i === RUNS) lastLog = api.requests();
-      await run(ours, env("DEL", pod), shimText);
+      await timed(ours, env("DEL", pod), shimText);
     }
-    if (await exists(join(socketDir, "fallbacks.log"))) {
-      throw new Error("a shim fell back: the daemon did not run every request");
-    }
+    await assertNoFallback(socketDir);
     const metrics = await scrape();
 
     print(
@@ -280,11 +183,7 @@ async function main(): Promise<void> {
         `API latency ${LATENCY_MS} ms, ${new Date().toISOString()})`,
     );
     print();
-    print(
-      `Machine: ${Deno.build.target}, ${navigator.hardwareConcurrency} CPUs, load ${
-        (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
-      }`,
-    );
+    print(await machineLine());
     print();
     print(
       "| run | wall median (ms) | wall min (ms) | CPU median (ms) | API requests on the ADD's path |",
@@ -311,30 +210,18 @@ async function main(): Promise<void> {
     }
     print();
     print(
-      `Daemon: ${value(metrics, 'multus_daemon_events_total{result="sent"}')} events sent, ` +
-        `${value(metrics, 'multus_daemon_events_total{result="dropped"}')} dropped; RSS ${
-          (value(metrics, "process_resident_memory_bytes") / 1024 / 1024).toFixed(1)
+      `Daemon: ${metricValue(metrics, 'multus_daemon_events_total{result="sent"}')} events sent, ` +
+        `${metricValue(metrics, 'multus_daemon_events_total{result="dropped"}')} dropped; RSS ${
+          (metricValue(metrics, "process_resident_memory_bytes") / 1024 / 1024).toFixed(1)
         } MiB`,
     );
   } finally {
-    if (daemon) {
-      daemon.kill("SIGTERM");
-      await daemon.status;
-    }
+    await daemon?.stop();
     await sh(["ip", "netns", "del", netns]).catch(() => {});
     await sh(["ip", "link", "del", bridge]).catch(() => {});
     await veth.remove();
     await api.close();
     await Deno.remove(work, { recursive: true }).catch(() => {});
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -8,12 +8,11 @@
  * Run as root: scripts/bench-hotplug [--runs N] [--transcript]
  */
 
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { startK8sFixture } from "../tests/helpers/k8s_fixture.ts";
 import { sh } from "../tests/helpers/netns.ts";
 import { uniqueSuffix } from "../tests/helpers/plugin_run.ts";
-import { type Node, startDaemon, stopDaemon } from "../tests/daemon/_helpers.ts";
+import { fixtureNode, startDaemon, stopDaemon } from "../tests/daemon/_helpers.ts";
 import type { Pod } from "../src/k8s/types.ts";
 
 const encoder = new TextEncoder();
@@ -33,22 +32,7 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 
 const fx = await startK8sFixture({ clusterSubnet: "10.249.1" });
-const socketDir = join(fx.root.dir, "run");
-const node = {
-  root: fx.root,
-  socketDir,
-  socketPath: join(socketDir, "multus.sock"),
-  netconf: {
-    kubeconfig: fx.kubeconfig,
-    clusterNetwork: fx.clusterNetworkFile,
-    cniDir: fx.root.cniDir,
-    binDir: fx.root.binDir,
-    confDir: fx.root.confDir,
-    logFile: fx.root.logFile,
-    logLevel: "error",
-    logToStderr: false,
-  },
-} as unknown as Node;
+const node = await fixtureNode(fx, fx.multusConf({ logLevel: "error" }), fx.multusConf());
 const nad = (name: string, octet: number) =>
   fx.api.setNad({
     metadata: { name, namespace: "default" },

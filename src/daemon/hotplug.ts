@@ -36,6 +36,7 @@ import {
 } from "../multus/run/hotplug.ts";
 import { backoffDelay, type BackoffOptions } from "../util/backoff.ts";
 import { errorMessage } from "../util/errors.ts";
+import { exists } from "../util/exists.ts";
 import { lockSandbox } from "../multus/run/sandbox_lock.ts";
 import { SandboxIndex } from "./hotplug_sandboxes.ts";
 import { Counter, Gauge, type MetricsRegistry } from "./metrics.ts";
@@ -423,14 +424,5 @@ export class HotplugReconciler {
       );
     }
     await Promise.all(sends);
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

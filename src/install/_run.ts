@@ -7,6 +7,7 @@
 
 import { join, resolve } from "../util/path.ts";
 import { errorMessage } from "../util/errors.ts";
+import { exists as existsOnDisk } from "../util/exists.ts";
 import { type InstallFlags, toHostPath } from "./flags.ts";
 import type { RenderedKubeconfig } from "./_kubeconfig.ts";
 
@@ -94,13 +95,8 @@ export function writeErr(text: string): void {
 }
 
 /** True when something (even a dangling link) is at `path`. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
+export function exists(path: string): Promise<boolean> {
+  return existsOnDisk(path, { followLinks: false });
 }
 
 /** The text of `path`, or undefined when it cannot be read. */

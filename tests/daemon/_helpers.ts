@@ -6,6 +6,7 @@
  * its metrics.
  */
 
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   makeTestRoot,
@@ -16,6 +17,7 @@ import {
   uniqueSuffix,
 } from "../helpers/plugin_run.ts";
 import { deleteHostLink, TestNetns } from "../helpers/netns.ts";
+import type { K8sFixture } from "../helpers/k8s_fixture.ts";
 import {
   cancellableDeadline,
   unixHttpRequest,
@@ -110,6 +112,98 @@ exec /usr/lib/cni/bridge "$@"
     },
   };
   return node;
+}
+
+/**
+ * The daemon's view of a node on a Kubernetes fixture: the launcher installed as
+ * `multus-shim` too, `thinConf` written as the thin configuration, and the netconf keys of
+ * `daemonConf` (its cniVersion, name and type dropped) for the daemon's configuration.
+ */
+export async function fixtureNode(
+  f: K8sFixture,
+  daemonConf: Record<string, unknown>,
+  thinConf: Record<string, unknown>,
+): Promise<Node> {
+  await Deno.symlink(join(f.root.binDir, "multus"), join(f.root.binDir, "multus-shim"));
+  const { cniVersion: _v, name: _n, type: _t, ...netconf } = daemonConf;
+  const socketDir = join(f.root.dir, "run");
+  const thinConfig = join(f.root.dir, "thin.conf");
+  await Deno.writeTextFile(thinConfig, JSON.stringify(thinConf));
+  return {
+    root: f.root,
+    socketDir,
+    socketPath: join(socketDir, "multus.sock"),
+    gateDir: join(f.root.dir, "gates"),
+    bridge: f.bridge,
+    leaseDir: f.leaseDir,
+    netconf,
+    thinConfig,
+    namespaces: [],
+    cleanup: () => Promise.resolve(),
+  };
+}
+
+/**
+ * A Kubernetes fixture's node with its daemon up. `cleanup` stops the daemon, removes the
+ * network namespaces of `namespaces` and the fixture, then fails unless the daemon exited 0.
+ */
+export interface FixtureDaemon {
+  f: K8sFixture;
+  node: Node;
+  daemon: RunningDaemon;
+  /** The pods' network namespaces (see {@linkcode newSandbox}). */
+  namespaces: TestNetns[];
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Starts the daemon on `f`'s node ({@linkcode fixtureNode}) with `MULTUS_NODE_NAME=nodeName`;
+ * cleans the fixture up when it cannot.
+ */
+export async function startFixtureDaemon(
+  f: K8sFixture,
+  nodeName: string,
+  daemonConf: Record<string, unknown>,
+  thinConf: Record<string, unknown>,
+): Promise<FixtureDaemon> {
+  let node: Node;
+  let daemon: RunningDaemon;
+  try {
+    node = await fixtureNode(f, daemonConf, thinConf);
+    daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: nodeName } });
+  } catch (err) {
+    await f.cleanup();
+    throw err;
+  }
+  const namespaces: TestNetns[] = [];
+  return {
+    f,
+    node,
+    daemon,
+    namespaces,
+    async cleanup() {
+      const stopped = await stopDaemon(daemon);
+      for (const ns of namespaces) await ns.remove();
+      await f.cleanup();
+      assert.equal(stopped.code, 0, stopped.stderr);
+    },
+  };
+}
+
+/** A new sandbox: a fresh network namespace (removed by `d.cleanup`) and container id. */
+export async function newSandbox(
+  d: Pick<FixtureDaemon, "namespaces">,
+): Promise<{ ns: TestNetns; containerId: string }> {
+  const ns = await TestNetns.create();
+  d.namespaces.push(ns);
+  return { ns, containerId: containerId() };
+}
+
+/** The CNI_ARGS a runtime passes for a pod's sandbox. */
+export function podArgs(
+  pod: { namespace: string; name: string; uid: string; containerId: string },
+): string {
+  return `IgnoreUnknown=1;K8S_POD_NAMESPACE=${pod.namespace};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=${pod.uid}`;
 }
 
 /** The shim configuration the runtime passes (Multus's keys plus ours). */
@@ -370,6 +464,41 @@ export async function hold(node: Node, id: string): Promise<() => Promise<void>>
 export function metricValue(text: string, series: string): number {
   const line = text.split("\n").find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/**
+ * Polls the daemon's metrics until `ready` holds for them. Gives up after a minute (a daemon
+ * without caches never gets there), saying what the metrics were.
+ */
+export async function untilMetrics(
+  daemon: RunningDaemon,
+  ready: (text: string) => boolean,
+): Promise<string> {
+  const giveUpAt = Date.now() + 60_000;
+  for (;;) {
+    const text = await daemon.metrics();
+    if (ready(text)) return text;
+    if (Date.now() > giveUpAt) throw new Error(`the daemon's metrics never got there:\n${text}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** The names of the interfaces in `ns`, sorted. */
+export async function linkNames(ns: TestNetns): Promise<string[]> {
+  return (await ns.links()).map((l) => l.ifname).sort();
+}
+
+/** Runs `scripts/dev-multus daemon ARGS` to its end (no stdin): exit code and output. */
+export async function daemonRun(args: string[]) {
+  const out = await new Deno.Command(join(REPO_ROOT, "scripts", "dev-multus"), {
+    args: ["daemon", ...args],
+    stdin: "null",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
 }
 
 /** Lines of the fallback record, parsed. */

@@ -9,18 +9,27 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO_ROOT, uniqueSuffix } from "../helpers/plugin_run.ts";
+import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { TestNetns } from "../helpers/netns.ts";
-import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
+import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import {
-  containerId,
+  type FixtureDaemon,
+  linkNames,
   metricValue,
-  type Node,
-  type RunningDaemon,
+  newSandbox,
+  podArgs,
   shimConf,
-  startDaemon,
-  stopDaemon,
+  startFixtureDaemon,
+  untilMetrics,
 } from "./_helpers.ts";
+import {
+  draRequests,
+  installSriovStandin,
+  resourceClaim,
+  resourceSlice,
+  sriovCalls,
+  sriovNad,
+} from "../nfv/_dra.ts";
 
 const NODE = "node-dra-1";
 const DRIVER = "sriovnetwork.example.com";
@@ -32,43 +41,19 @@ const CLAIMS = "/apis/resource.k8s.io/v1/namespaces/nfv/resourceclaims";
 let subnetCounter = 20 + Math.floor(Math.random() * 200);
 
 /** A node with its daemon up, two NADs on `RESOURCE` and the node's slices. */
-interface DraNode {
-  f: K8sFixture;
-  node: Node;
-  daemon: RunningDaemon;
+interface DraNode extends FixtureDaemon {
   record: string;
-  namespaces: TestNetns[];
-  cleanup(): Promise<void>;
 }
 
 async function draNode(): Promise<DraNode> {
   const f = await startK8sFixture({ clusterSubnet: `10.243.${subnetCounter++}` });
   const record = join(f.root.dir, "sriov-calls.jsonl");
-  const namespaces: TestNetns[] = [];
-  let daemon: RunningDaemon | undefined;
   try {
-    await Deno.copyFile(
-      join(REPO_ROOT, "tests", "nfv", "sriov_standin.sh"),
-      join(f.root.binDir, "sriov"),
-    );
-    await Deno.chmod(join(f.root.binDir, "sriov"), 0o755);
-    await Deno.symlink(join(f.root.binDir, "multus"), join(f.root.binDir, "multus-shim"));
+    await installSriovStandin(f.root.binDir);
     for (const name of ["dra-a", "dra-b"]) {
-      f.api.setNad({
-        metadata: {
-          name,
-          namespace: "nfv",
-          annotations: { "k8s.v1.cni.cncf.io/resourceName": RESOURCE },
-        },
-        spec: {
-          config: JSON.stringify({
-            cniVersion: "1.0.0",
-            type: "sriov",
-            recordFile: record,
-            capabilities: { deviceID: true },
-          }),
-        },
-      });
+      f.api.setNad(
+        sriovNad(name, RESOURCE, { recordFile: record, capabilities: { deviceID: true } }),
+      );
     }
     // The node's slices: four VFs and a GPU; another node's VFs of the same names.
     f.api.setResourceSlice(slice(`${NODE}-sriov`, NODE, DRIVER, [
@@ -79,87 +64,36 @@ async function draNode(): Promise<DraNode> {
     ]));
     f.api.setResourceSlice(slice("node-2-sriov", "node-2", DRIVER, [["vf-0", "0000:99:00.2"]]));
     f.api.setResourceSlice(slice(`${NODE}-gpu`, NODE, "gpu.example.com", [["gpu-0"]]));
-    const extra = {
-      logLevel: "debug",
-      deviceInfoDir: join(f.root.dir, "devinfo"),
-      podResourcesSocket: join(f.root.dir, "kubelet.sock"),
-      deviceCheckpointFile: join(f.root.dir, "kubelet_internal_checkpoint"),
-    };
-    const { cniVersion: _v, name: _n, type: _t, ...netconf } = f.multusConf(extra);
-    const thinConfig = join(f.root.dir, "thin.conf");
-    await Deno.writeTextFile(thinConfig, JSON.stringify(f.multusConf(extra)));
-    const node: Node = {
-      root: f.root,
-      socketDir: join(f.root.dir, "run"),
-      socketPath: join(f.root.dir, "run", "multus.sock"),
-      gateDir: join(f.root.dir, "gates"),
-      bridge: f.bridge,
-      leaseDir: f.leaseDir,
-      netconf,
-      thinConfig,
-      namespaces: [],
-      cleanup: () => Promise.resolve(),
-    };
-    daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: NODE } });
-    const running = daemon;
-    return {
-      f,
-      node,
-      daemon,
-      record,
-      namespaces,
-      async cleanup() {
-        const stopped = await stopDaemon(running);
-        for (const ns of namespaces) await ns.remove();
-        await f.cleanup();
-        assert.equal(stopped.code, 0, stopped.stderr);
-      },
-    };
   } catch (err) {
-    if (daemon) await stopDaemon(daemon);
     await f.cleanup();
     throw err;
   }
+  const extra = {
+    logLevel: "debug",
+    deviceInfoDir: join(f.root.dir, "devinfo"),
+    podResourcesSocket: join(f.root.dir, "kubelet.sock"),
+    deviceCheckpointFile: join(f.root.dir, "kubelet_internal_checkpoint"),
+  };
+  const d = await startFixtureDaemon(f, NODE, f.multusConf(extra), f.multusConf(extra));
+  return { ...d, record };
 }
 
 /** A slice of `driver` on `nodeName`: devices are [name, deviceID?]. */
 function slice(name: string, nodeName: string, driver: string, devices: [string, string?][]) {
-  return {
-    metadata: { name },
-    spec: {
-      driver,
-      nodeName,
-      pool: { name: nodeName, generation: 1, resourceSliceCount: 1 },
-      devices: devices.map(([device, id]) => ({
-        name: device,
-        attributes: id === undefined ? {} : {
-          "k8s.cni.cncf.io/deviceID": { string: id },
-          "k8s.cni.cncf.io/resourceName": { string: RESOURCE },
-        },
-      })),
-    },
-  };
+  return resourceSlice(
+    name,
+    nodeName,
+    driver,
+    devices.map(([device, id]): [string, Record<string, string>] => [
+      device,
+      id === undefined ? {} : { deviceID: id, resourceName: RESOURCE },
+    ]),
+  );
 }
 
 /** A claim allocated on NODE (results: [request, driver, device]), reserved for `pods`. */
 function claim(name: string, results: [string, string, string][], pods: { uid: string }[]) {
-  return {
-    metadata: { name, namespace: "nfv" },
-    spec: { devices: { requests: [] } },
-    status: {
-      allocation: {
-        devices: {
-          results: results.map(([request, driver, device]) => ({
-            request,
-            driver,
-            pool: NODE,
-            device,
-          })),
-        },
-      },
-      reservedFor: pods.map((p) => ({ resource: "pods", name: "x", uid: p.uid })),
-    },
-  };
+  return resourceClaim(name, NODE, results, pods);
 }
 
 interface DraPod {
@@ -176,16 +110,25 @@ async function addPod(d: DraNode, name: string, claimName: string): Promise<DraP
     spec: { nodeName: NODE },
     status: { resourceClaimStatuses: [{ name: "vfs", resourceClaimName: claimName }] },
   });
-  const ns = await TestNetns.create();
-  d.namespaces.push(ns);
-  return { name, uid: pod.metadata.uid!, ns, containerId: containerId() };
+  return { name, uid: pod.metadata.uid!, ...await newSandbox(d) };
+}
+
+/** Pods a and b, each with a claim of two VFs reserved for it (a: vf-1, vf-0; b: vf-2, vf-3). */
+async function twoPods(d: DraNode): Promise<{ a: DraPod; b: DraPod }> {
+  const a = await addPod(d, `app-a-${uniqueSuffix()}`, "a-vfs");
+  const b = await addPod(d, `app-b-${uniqueSuffix()}`, "b-vfs");
+  d.f.api.setResourceClaim(
+    claim("a-vfs", [["vfs", DRIVER, "vf-1"], ["vfs", DRIVER, "vf-0"]], [a]),
+  );
+  d.f.api.setResourceClaim(
+    claim("b-vfs", [["vfs", DRIVER, "vf-2"], ["vfs", DRIVER, "vf-3"]], [b]),
+  );
+  return { a, b };
 }
 
 /** The same pod in a new sandbox (the runtime made its network namespace again). */
-async function newSandbox(d: DraNode, pod: DraPod): Promise<DraPod> {
-  const ns = await TestNetns.create();
-  d.namespaces.push(ns);
-  return { ...pod, ns, containerId: containerId() };
+async function podInNewSandbox(d: DraNode, pod: DraPod): Promise<DraPod> {
+  return { ...pod, ...await newSandbox(d) };
 }
 
 function shim(d: DraNode, command: string, pod: DraPod) {
@@ -193,69 +136,33 @@ function shim(d: DraNode, command: string, pod: DraPod) {
     command,
     containerId: pod.containerId,
     netns: pod.ns.path,
-    args:
-      `IgnoreUnknown=1;K8S_POD_NAMESPACE=nfv;K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=${pod.uid}`,
+    args: podArgs({ namespace: "nfv", ...pod }),
     config: shimConf(d.node),
   });
 }
 
 /** The device IDs the sriov stand-in got on ADD for `pod`: [ifName, deviceID]. */
-async function deviceIds(d: DraNode, pod: DraPod): Promise<string[][]> {
-  let text = "";
-  try {
-    text = await Deno.readTextFile(d.record);
-  } catch {
-    return [];
-  }
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l))
+async function deviceIds(d: DraNode, pod: DraPod): Promise<(string | undefined)[][]> {
+  return (await sriovCalls(d.record))
     .filter((r) => r.command === "ADD" && r.containerId === pod.containerId)
     .map((r) => [r.ifName, r.config.deviceID]);
 }
 
-/** The DRA requests since the log was cleared: `verb path?query`. */
-function draRequests(d: DraNode): string[] {
-  return d.f.api.requests().filter((r) => r.path.startsWith("/apis/resource.k8s.io/")).map((r) =>
-    `${r.verb} ${r.path}${r.query ? `?${decodeURIComponent(r.query)}` : ""}`
-  );
-}
-
 /** The DRA requests of an ADD's own path: not the slice cache's list and watches. */
 function pathDraRequests(d: DraNode): string[] {
-  return draRequests(d).filter((r) =>
+  return draRequests(d.f.api).filter((r) =>
     !r.startsWith("watch ") && r !== `list ${SLICES}?fieldSelector=spec.nodeName=${NODE}`
   );
 }
 
-/** Polls the daemon's metrics until `ready` holds (a minute at most). */
-async function untilMetrics(d: DraNode, ready: (text: string) => boolean): Promise<string> {
-  const giveUpAt = Date.now() + 60_000;
-  for (;;) {
-    const text = await d.daemon.metrics();
-    if (ready(text)) return text;
-    if (Date.now() > giveUpAt) throw new Error(`the daemon's metrics never got there:\n${text}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 const cached = (resource: string) => `multus_daemon_cache_objects{resource="${resource}"}`;
-
-async function linkNames(ns: TestNetns): Promise<string[]> {
-  return (await ns.links()).map((l) => l.ifname).sort();
-}
 
 Deno.test("daemon, DRA: slices from the node's watch after the first pod, a claim reserved for the pod read once", async () => {
   const d = await draNode();
   try {
-    const a = await addPod(d, `app-a-${uniqueSuffix()}`, "a-vfs");
-    const b = await addPod(d, `app-b-${uniqueSuffix()}`, "b-vfs");
-    d.f.api.setResourceClaim(
-      claim("a-vfs", [["vfs", DRIVER, "vf-1"], ["vfs", DRIVER, "vf-0"]], [a]),
-    );
-    d.f.api.setResourceClaim(
-      claim("b-vfs", [["vfs", DRIVER, "vf-2"], ["vfs", DRIVER, "vf-3"]], [b]),
-    );
-    await untilMetrics(d, (text) => metricValue(text, cached("pods")) === 2);
-    assert.deepEqual(draRequests(d), [], "no DRA request before a pod needs one");
+    const { a, b } = await twoPods(d);
+    await untilMetrics(d.daemon, (text) => metricValue(text, cached("pods")) === 2);
+    assert.deepEqual(draRequests(d.f.api), [], "no DRA request before a pod needs one");
     assert.equal(metricValue(await d.daemon.metrics(), cached("resourceslices")), 0);
 
     // The first pod with claims starts the node's slice watch and is served from its list.
@@ -264,7 +171,7 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.deepEqual(await deviceIds(d, a), [["net1", "0000:81:00.3"], ["net2", "0000:81:00.2"]]);
     assert.deepEqual(await linkNames(a.ns), ["eth0", "lo", "net1", "net2"]);
-    assert.deepEqual(draRequests(d).filter((r) => !r.startsWith("watch ")), [
+    assert.deepEqual(draRequests(d.f.api).filter((r) => !r.startsWith("watch ")), [
       `get ${CLAIMS}/a-vfs`,
       `list ${SLICES}?fieldSelector=spec.nodeName=${NODE}`,
     ], "the watch's list, not a list per driver");
@@ -274,13 +181,13 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
     const second = await shim(d, "ADD", b);
     assert.equal(second.code, 0, second.stdout + second.stderr);
     assert.deepEqual(await deviceIds(d, b), [["net1", "0000:81:00.4"], ["net2", "0000:81:00.5"]]);
-    assert.deepEqual(draRequests(d).filter((r) => !r.startsWith("watch ")), [
+    assert.deepEqual(draRequests(d.f.api).filter((r) => !r.startsWith("watch ")), [
       `get ${CLAIMS}/b-vfs`,
     ], "no resourceslices list");
 
     // The first pod in a new sandbox: its claim is cached and reserved for it: no DRA read.
     assert.equal((await shim(d, "DEL", a)).code, 0);
-    const again = await newSandbox(d, a);
+    const again = await podInNewSandbox(d, a);
     d.f.api.clearRequests();
     const third = await shim(d, "ADD", again);
     assert.equal(third.code, 0, third.stdout + third.stderr);
@@ -305,7 +212,7 @@ Deno.test("daemon, DRA: slices from the node's watch after the first pod, a clai
     // A deleted pod's claims leave the cache.
     for (const pod of [again, b, c]) assert.equal((await shim(d, "DEL", pod)).code, 0);
     d.f.api.deletePod("nfv", b.name);
-    await untilMetrics(d, (text) => metricValue(text, cached("resourceclaims")) === 1);
+    await untilMetrics(d.daemon, (text) => metricValue(text, cached("resourceclaims")) === 1);
   } finally {
     await d.cleanup();
   }
@@ -329,8 +236,8 @@ Deno.test("daemon, DRA: a device attribute changed in a slice is what the next A
       ["vf-0", "0000:81:00.2"],
       ["vf-1", "0000:82:00.7"],
     ]));
-    await untilMetrics(d, (text) => metricValue(text, events) === before + 1);
-    const again = await newSandbox(d, a);
+    await untilMetrics(d.daemon, (text) => metricValue(text, events) === before + 1);
+    const again = await podInNewSandbox(d, a);
     d.f.api.clearRequests();
     const next = await shim(d, "ADD", again);
     assert.equal(next.code, 0, next.stdout + next.stderr);
@@ -349,14 +256,7 @@ Deno.test("daemon, DRA: where the slices cannot be watched (403), each ADD lists
   const d = await draNode();
   try {
     d.f.api.forbid("watch", "resourceslices");
-    const a = await addPod(d, `app-a-${uniqueSuffix()}`, "a-vfs");
-    const b = await addPod(d, `app-b-${uniqueSuffix()}`, "b-vfs");
-    d.f.api.setResourceClaim(
-      claim("a-vfs", [["vfs", DRIVER, "vf-1"], ["vfs", DRIVER, "vf-0"]], [a]),
-    );
-    d.f.api.setResourceClaim(
-      claim("b-vfs", [["vfs", DRIVER, "vf-2"], ["vfs", DRIVER, "vf-3"]], [b]),
-    );
+    const { a, b } = await twoPods(d);
     const first = await shim(d, "ADD", a);
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.deepEqual(await deviceIds(d, a), [["net1", "0000:81:00.3"], ["net2", "0000:81:00.2"]]);
@@ -369,7 +269,7 @@ Deno.test("daemon, DRA: where the slices cannot be watched (403), each ADD lists
     }
 
     for (const [pod, ids] of [[b, ["0000:81:00.4", "0000:81:00.5"]], [a, null]] as const) {
-      const sandbox = pod === a ? await newSandbox(d, a) : pod;
+      const sandbox = pod === a ? await podInNewSandbox(d, a) : pod;
       if (pod === a) assert.equal((await shim(d, "DEL", a)).code, 0);
       d.f.api.clearRequests();
       const add = await shim(d, "ADD", sandbox);
@@ -377,7 +277,7 @@ Deno.test("daemon, DRA: where the slices cannot be watched (403), each ADD lists
       if (ids) assert.deepEqual((await deviceIds(d, sandbox)).map((x) => x[1]), ids);
       const list = `list ${SLICES}?fieldSelector=spec.nodeName=${NODE},spec.driver=${DRIVER}`;
       assert.deepEqual(
-        draRequests(d),
+        draRequests(d.f.api),
         pod === b ? [`get ${CLAIMS}/b-vfs`, list] : [list],
         "one list of the node's slices of the driver per ADD, no watch",
       );

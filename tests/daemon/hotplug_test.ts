@@ -12,12 +12,16 @@ import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import type { K8sFixture } from "../helpers/k8s_fixture.ts";
 import { listFiles } from "../helpers/netns.ts";
 import { uniqueSuffix } from "../helpers/plugin_run.ts";
+import { exists } from "../../src/util/exists.ts";
 import type { Pod } from "../../src/k8s/types.ts";
 import {
   cniBody,
+  fixtureNode,
   metricValue,
   type Node,
+  podArgs,
   type RunningDaemon,
+  shimConf,
   socketRequest,
   startDaemon,
   stopDaemon,
@@ -48,23 +52,13 @@ async function cluster(networks?: string): Promise<Cluster> {
     },
     spec: { nodeName: NODE },
   } as Pod);
-  const socketDir = join(fx.root.dir, "run");
-  const node = {
-    root: fx.root,
-    socketDir,
-    socketPath: join(socketDir, "multus.sock"),
-    netconf: {
-      kubeconfig: fx.kubeconfig,
-      clusterNetwork: fx.clusterNetworkFile,
-      cniDir: fx.root.cniDir,
-      binDir: fx.root.binDir,
-      confDir: fx.root.confDir,
-      logFile: fx.root.logFile,
-      logLevel: "verbose",
-      logToStderr: false,
-      apiTimeoutSeconds: 5,
-    },
-  } as unknown as Node;
+  let node: Node;
+  try {
+    node = await fixtureNode(fx, fx.multusConf({ logLevel: "verbose" }), fx.multusConf());
+  } catch (err) {
+    await fx.cleanup();
+    throw err;
+  }
   return {
     ...fx,
     subnet,
@@ -95,6 +89,11 @@ function ip(c: Cluster, octet: number): string {
   return `10.244.${c.subnet}.${octet}/24`;
 }
 
+/** The test's pod "default/web" in its sandbox. */
+function podOf(c: Cluster) {
+  return { namespace: "default", name: "web", uid: c.podUid, containerId: c.containerId };
+}
+
 /** The runtime's ADD or DEL of the pod's sandbox (the thin plugin, as the shim's fallback). */
 function runtime(c: Cluster, command: "ADD" | "DEL") {
   return c.root.run({
@@ -102,8 +101,7 @@ function runtime(c: Cluster, command: "ADD" | "DEL") {
     containerId: c.containerId,
     netns: c.ns.path,
     ifName: "eth0",
-    args:
-      `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=${c.containerId};K8S_POD_UID=${c.podUid}`,
+    args: podArgs(podOf(c)),
     config: c.multusConf(),
   });
 }
@@ -186,6 +184,39 @@ async function waitFor<T>(
   return seen;
 }
 
+/** Waits until the pod's interfaces (`name=address`) satisfy `done`. */
+function untilInterfaces(c: Cluster, what: string, done: (seen: string[]) => boolean) {
+  return waitFor(c, what, () => interfaces(c), done);
+}
+
+/** Waits until the network-status names (`network@interface`) satisfy `done`. */
+function untilStatus(c: Cluster, what: string, done: (seen: string[]) => boolean) {
+  return waitFor(c, what, () => statusNames(c), done);
+}
+
+/** Waits until the messages of the pod's `reason` events satisfy `done`. */
+function untilEvent(
+  c: Cluster,
+  what: string,
+  reason: string,
+  done: (seen: string[]) => boolean,
+) {
+  return waitFor(c, what, () => events(c, reason), done);
+}
+
+/** NADs blue (`.2`) and green (`.3`), and the pod's sandbox added by the runtime (on blue). */
+async function podOnBlue(c: Cluster): Promise<void> {
+  nad(c, "blue", 2);
+  nad(c, "green", 3);
+  await runtimeAdd(c);
+}
+
+/** The runtime's ADD of the pod's sandbox, which must succeed. */
+async function runtimeAdd(c: Cluster): Promise<void> {
+  const add = await runtime(c, "ADD");
+  assert.equal(add.code, 0, add.stdout + add.stderr);
+}
+
 async function finish(c: Cluster, daemon: RunningDaemon | undefined) {
   if (daemon) await stopDaemon(daemon);
   await c.cleanup();
@@ -195,25 +226,20 @@ Deno.test("hot-plug: a running pod gets net2 when its annotation gains a network
   const c = await cluster("blue");
   let daemon: RunningDaemon | undefined;
   try {
-    nad(c, "blue", 2);
-    nad(c, "green", 3);
-    const add = await runtime(c, "ADD");
-    assert.equal(add.code, 0, add.stdout + add.stderr);
+    await podOnBlue(c);
     daemon = await startHotplugDaemon(c);
     const eth0 = (await interfaces(c)).find((i) => i.startsWith("eth0="))!;
     assert.deepEqual(await interfaces(c), [eth0, `net1=${ip(c, 2)}`].sort());
 
     editNetworks(c, "blue,green");
-    await waitFor(
+    await untilInterfaces(
       c,
       "net2 up with green's address",
-      () => interfaces(c),
       (seen) => seen.includes(`net2=${ip(c, 3)}`),
     );
-    await waitFor(
+    await untilStatus(
       c,
       "network-status lists net2",
-      () => statusNames(c),
       (seen) => seen.includes("default/green@net2"),
     );
     assert.deepEqual(statusNames(c), [
@@ -223,44 +249,33 @@ Deno.test("hot-plug: a running pod gets net2 when its annotation gains a network
     ]);
     assert.deepEqual(status(c)[2].ips, [`10.244.${c.subnet}.3`]);
     assert.deepEqual(await cachedInterfaces(c), ["eth0", "net1", "net2"]);
-    await waitFor(
+    await untilEvent(
       c,
       "an AddedInterface event",
-      () => events(c, "AddedInterface"),
+      "AddedInterface",
       (seen) => seen.some((m) => m.includes("net2") && m.includes("default/green")),
     );
 
     editNetworks(c, "green");
-    await waitFor(
-      c,
-      "net1 gone",
-      () => interfaces(c),
-      (seen) => !seen.some((i) => i.startsWith("net1=")),
-    );
-    await waitFor(
+    await untilInterfaces(c, "net1 gone", (seen) => !seen.some((i) => i.startsWith("net1=")));
+    await untilStatus(
       c,
       "network-status without blue",
-      () => statusNames(c),
       (seen) => !seen.includes("default/blue@net1"),
     );
     assert.deepEqual(await interfaces(c), [eth0, `net2=${ip(c, 3)}`].sort());
     assert.deepEqual(statusNames(c), ["cluster-bridge@eth0", "default/green@net2"]);
     assert.deepEqual(await cachedInterfaces(c), ["eth0", "net2"]);
-    await waitFor(
+    await untilEvent(
       c,
       "a RemovedInterface event",
-      () => events(c, "RemovedInterface"),
+      "RemovedInterface",
       (seen) => seen.some((m) => m.includes("net1") && m.includes("default/blue")),
     );
 
     // A network added again takes the first free name.
     editNetworks(c, "green,blue");
-    await waitFor(
-      c,
-      "blue back as net1",
-      () => interfaces(c),
-      (seen) => seen.includes(`net1=${ip(c, 2)}`),
-    );
+    await untilInterfaces(c, "blue back as net1", (seen) => seen.includes(`net1=${ip(c, 2)}`));
     const running = daemon;
     const metrics = await waitFor(
       c,
@@ -289,15 +304,14 @@ Deno.test("hot-plug: a change whose network fails is rolled back whole, reported
     nad(c, "green", 3);
     // A macvlan on a master that does not exist: its ADD fails.
     nad(c, "broken", 4, { master: "mt-missing0" });
-    const add = await runtime(c, "ADD");
-    assert.equal(add.code, 0, add.stdout + add.stderr);
+    await runtimeAdd(c);
     daemon = await startHotplugDaemon(c);
 
     editNetworks(c, "blue,green,broken");
-    await waitFor(
+    await untilEvent(
       c,
       "a HotPlugFailed event naming broken",
-      () => events(c, "HotPlugFailed"),
+      "HotPlugFailed",
       (seen) => seen.some((m) => m.includes("default/broken")),
     );
     // green (attached first in the same change) was rolled back with it.
@@ -311,16 +325,14 @@ Deno.test("hot-plug: a change whose network fails is rolled back whole, reported
     assert.ok(metricValue(await daemon.metrics(), "multus_hotplug_failures_total") >= 2);
 
     nad(c, "broken", 4);
-    await waitFor(
+    await untilInterfaces(
       c,
       "green and the fixed network up",
-      () => interfaces(c),
       (seen) => seen.includes(`net2=${ip(c, 3)}`) && seen.includes(`net3=${ip(c, 4)}`),
     );
-    await waitFor(
+    await untilStatus(
       c,
       "network-status lists both",
-      () => statusNames(c),
       (seen) => seen.includes("default/green@net2") && seen.includes("default/broken@net3"),
     );
   } finally {
@@ -332,10 +344,7 @@ Deno.test("hot-plug: a change made while the daemon is down is applied when it s
   const c = await cluster("blue");
   let daemon: RunningDaemon | undefined;
   try {
-    nad(c, "blue", 2);
-    nad(c, "green", 3);
-    const add = await runtime(c, "ADD");
-    assert.equal(add.code, 0, add.stdout + add.stderr);
+    await podOnBlue(c);
     daemon = await startHotplugDaemon(c);
     await stopDaemon(daemon);
     daemon = undefined;
@@ -345,17 +354,14 @@ Deno.test("hot-plug: a change made while the daemon is down is applied when it s
     assert.deepEqual((await interfaces(c)).map((i) => i.split("=")[0]), ["eth0", "net1"]);
 
     daemon = await startHotplugDaemon(c);
-    await waitFor(
+    await untilInterfaces(
       c,
-      "blue gone and green up",
-      () => interfaces(c),
-      // blue's net1 is detached first, so green takes the first free name.
+      "blue gone and green up", // blue's net1 is detached first, so green takes the first free name.
       (seen) => !seen.includes(`net1=${ip(c, 2)}`) && seen.includes(`net1=${ip(c, 3)}`),
     );
-    await waitFor(
+    await untilStatus(
       c,
       "network-status follows",
-      () => statusNames(c),
       (seen) => seen.join() === ["cluster-bridge@eth0", "default/green@net1"].join(),
     );
   } finally {
@@ -368,29 +374,26 @@ Deno.test("hot-plug: a changed element (same network, other interface name) is d
   let daemon: RunningDaemon | undefined;
   try {
     nad(c, "blue", 2);
-    const add = await runtime(c, "ADD");
-    assert.equal(add.code, 0, add.stdout + add.stderr);
+    await runtimeAdd(c);
     daemon = await startHotplugDaemon(c);
 
     editNetworks(c, '[{"name": "blue", "interface": "data0"}]');
-    await waitFor(
+    await untilInterfaces(
       c,
       "blue moved to data0",
-      () => interfaces(c),
       (seen) => seen.includes(`data0=${ip(c, 2)}`) && !seen.some((i) => i.startsWith("net1=")),
     );
-    await waitFor(
+    await untilStatus(
       c,
       "network-status follows",
-      () => statusNames(c),
       (seen) => seen.join() === ["cluster-bridge@eth0", "default/blue@data0"].join(),
     );
     assert.deepEqual(await cachedInterfaces(c), ["eth0", "data0"]);
     // The events are posted after the status write.
-    await waitFor(c, "a RemovedInterface event for net1", () => events(c, "RemovedInterface"), (
+    await untilEvent(c, "a RemovedInterface event for net1", "RemovedInterface", (
       seen,
     ) => seen.some((m) => m.includes("net1")));
-    await waitFor(c, "an AddedInterface event for data0", () => events(c, "AddedInterface"), (
+    await untilEvent(c, "an AddedInterface event for data0", "AddedInterface", (
       seen,
     ) => seen.some((m) => m.includes("data0")));
   } finally {
@@ -420,31 +423,15 @@ exec /usr/lib/cni/macvlan "$@"
   return gate;
 }
 
-async function fileExists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
-}
-
 /** The runtime's call through `multus-shim`, which hands it to the daemon. */
-async function viaShim(c: Cluster, command: "ADD" | "DEL") {
-  const thinConfig = join(c.root.dir, "thin.conf");
-  await Deno.writeTextFile(thinConfig, JSON.stringify(c.multusConf()));
-  const shim = join(c.root.binDir, "multus-shim");
-  await Deno.symlink(join(c.root.binDir, "multus"), shim).catch(() => {});
-  return await c.root.run({
+function viaShim(c: Cluster, command: "ADD" | "DEL") {
+  return c.root.run({
     command,
     containerId: c.containerId,
     netns: c.ns.path,
     ifName: "eth0",
-    args:
-      `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;K8S_POD_INFRA_CONTAINER_ID=${c.containerId};K8S_POD_UID=${c.podUid}`,
-    config: {
-      cniVersion: "1.0.0",
-      name: "multus-cni-network",
-      type: "multus-shim",
-      daemonSocketDir: c.node.socketDir,
-      thinConfig,
-      logFile: c.root.logFile,
-    },
+    args: podArgs(podOf(c)),
+    config: shimConf(c.node, { cniVersion: "1.0.0" }),
   });
 }
 
@@ -456,8 +443,7 @@ for (const via of ["the thin plugin", "the shim and the daemon"] as const) {
       nad(c, "blue", 2);
       nad(c, "green", 3, { type: "slow-macvlan" });
       const gate = await slowMacvlan(c);
-      const add = await runtime(c, "ADD");
-      assert.equal(add.code, 0, add.stdout + add.stderr);
+      await runtimeAdd(c);
       daemon = await startHotplugDaemon(c);
       const running = daemon;
 
@@ -466,7 +452,7 @@ for (const via of ["the thin plugin", "the shim and the daemon"] as const) {
       await waitFor(
         c,
         "green's ADD started",
-        () => fileExists(join(gate, "started-net2")),
+        () => exists(join(gate, "started-net2")),
         Boolean,
       );
       // The runtime deletes the pod while the hot-plug is in the middle of attaching green.
@@ -515,10 +501,7 @@ Deno.test("hot-plug off (the default): an edited annotation the daemon sees chan
   const c = await cluster("blue");
   let daemon: RunningDaemon | undefined;
   try {
-    nad(c, "blue", 2);
-    nad(c, "green", 3);
-    const add = await runtime(c, "ADD");
-    assert.equal(add.code, 0, add.stdout + add.stderr);
+    await podOnBlue(c);
     daemon = await startDaemon(c.node, {}, { env: { MULTUS_NODE_NAME: NODE } });
     const running = daemon;
     const podEvents = (m: string) =>
@@ -547,10 +530,9 @@ Deno.test("hot-plug off (the default): an edited annotation the daemon sees chan
 
     // The witness: the same edit is one hot-plug acts on.
     daemon = await startHotplugDaemon(c);
-    await waitFor(
+    await untilInterfaces(
       c,
       "the witness: hot-plug on acts",
-      () => interfaces(c),
       (seen) => seen.includes(`net1=${ip(c, 3)}`),
     );
   } finally {
@@ -562,8 +544,7 @@ Deno.test("POST /delegate adds and deletes one network as multus-dynamic-network
   const c = await cluster();
   let daemon: RunningDaemon | undefined;
   try {
-    const add = await runtime(c, "ADD");
-    assert.equal(add.code, 0, add.stdout + add.stderr);
+    await runtimeAdd(c);
     daemon = await startDaemon(c.node, {}, { env: { MULTUS_NODE_NAME: NODE } });
     const env = (command: string, ifName: string) => ({
       CNI_COMMAND: command,

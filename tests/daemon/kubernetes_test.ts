@@ -10,16 +10,17 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { listFiles, TestNetns } from "../helpers/netns.ts";
-import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
+import { startK8sFixture } from "../helpers/k8s_fixture.ts";
 import type { KubeconfigAuth, RequestRecord } from "../k8s_api/server.ts";
 import {
-  containerId,
+  type FixtureDaemon,
+  linkNames,
   metricValue,
-  type Node,
-  type RunningDaemon,
+  newSandbox,
+  podArgs,
   shimConf,
-  startDaemon,
-  stopDaemon,
+  startFixtureDaemon,
+  untilMetrics,
 } from "./_helpers.ts";
 
 const STATUS = "k8s.v1.cni.cncf.io/network-status";
@@ -29,61 +30,20 @@ const NODE_NAME = "node-kube-1";
 let subnetCounter = 20 + Math.floor(Math.random() * 200);
 
 /** A node in Kubernetes mode with its daemon up, the cluster network a bridge. */
-interface KubeNode {
-  f: K8sFixture;
-  node: Node;
-  daemon: RunningDaemon;
+interface KubeNode extends FixtureDaemon {
   subnet: number;
-  namespaces: TestNetns[];
-  cleanup(): Promise<void>;
 }
 
 async function kubeNode(options: { auth?: KubeconfigAuth } = {}): Promise<KubeNode> {
   const subnet = subnetCounter++;
   const f = await startK8sFixture({ clusterSubnet: `10.241.${subnet}`, auth: options.auth });
-  await Deno.symlink(
-    join(f.root.binDir, "multus"),
-    join(f.root.binDir, "multus-shim"),
-  );
-  const { cniVersion: _v, name: _n, type: _t, ...netconf } = f.multusConf({
-    logLevel: "verbose",
-  });
-  const socketDir = join(f.root.dir, "run");
-  const thinConfig = join(f.root.dir, "thin.conf");
-  await Deno.writeTextFile(thinConfig, JSON.stringify(f.multusConf()));
-  const namespaces: TestNetns[] = [];
-  const node: Node = {
-    root: f.root,
-    socketDir,
-    socketPath: join(socketDir, "multus.sock"),
-    gateDir: join(f.root.dir, "gates"),
-    bridge: f.bridge,
-    leaseDir: f.leaseDir,
-    netconf,
-    thinConfig,
-    namespaces: [],
-    cleanup: () => Promise.resolve(),
-  };
-  let daemon: RunningDaemon;
-  try {
-    daemon = await startDaemon(node, {}, { env: { MULTUS_NODE_NAME: NODE_NAME } });
-  } catch (err) {
-    await f.cleanup();
-    throw err;
-  }
-  return {
+  const d = await startFixtureDaemon(
     f,
-    node,
-    daemon,
-    subnet,
-    namespaces,
-    async cleanup() {
-      const stopped = await stopDaemon(daemon);
-      for (const ns of namespaces) await ns.remove();
-      await f.cleanup();
-      assert.equal(stopped.code, 0, stopped.stderr);
-    },
-  };
+    NODE_NAME,
+    f.multusConf({ logLevel: "verbose" }),
+    f.multusConf(),
+  );
+  return { ...d, subnet };
 }
 
 /** A pod on the node (its UID from the server), with a fresh network namespace. */
@@ -96,9 +56,7 @@ async function addPod(
     metadata: { name, namespace: "default", annotations },
     spec: { nodeName: NODE_NAME },
   });
-  const ns = await TestNetns.create();
-  k.namespaces.push(ns);
-  return { name, uid: pod.metadata.uid!, ns, containerId: containerId() };
+  return { name, uid: pod.metadata.uid!, ...await newSandbox(k) };
 }
 
 function shim(
@@ -110,8 +68,7 @@ function shim(
     command,
     containerId: pod.containerId,
     netns: pod.ns.path,
-    args:
-      `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${pod.containerId};K8S_POD_UID=${pod.uid}`,
+    args: podArgs({ namespace: "default", ...pod }),
     config: shimConf(k.node),
   });
 }
@@ -123,28 +80,12 @@ function macvlanNad(k: KubeNode, name: string, octet: number): void {
   });
 }
 
-/**
- * Polls the daemon's metrics until `ready` holds for them. Gives up after a minute (a
- * daemon without caches never gets there), saying what the metrics were.
- */
-async function untilMetrics(k: KubeNode, ready: (text: string) => boolean): Promise<string> {
-  const giveUpAt = Date.now() + 60_000;
-  for (;;) {
-    const text = await k.daemon.metrics();
-    if (ready(text)) return text;
-    if (Date.now() > giveUpAt) {
-      throw new Error(`the daemon's metrics never got there:\n${text}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 const cached = (resource: string) => `multus_daemon_cache_objects{resource="${resource}"}`;
 const events = (resource: string) => `multus_daemon_cache_events_total{resource="${resource}"}`;
 
 /** Waits until the pod cache holds `pods` pods and the NAD cache `nads` NADs. */
 function untilCached(k: KubeNode, counts: { pods: number; nads: number }): Promise<string> {
-  return untilMetrics(k, (text) =>
+  return untilMetrics(k.daemon, (text) =>
     metricValue(text, cached("pods")) === counts.pods &&
     metricValue(text, cached("network-attachment-definitions")) === counts.nads);
 }
@@ -162,10 +103,6 @@ function pathRequests(log: RequestRecord[]): string[] {
 function statusOf(k: KubeNode, name: string) {
   const value = k.f.api.getPod("default", name)?.metadata.annotations?.[STATUS];
   return value === undefined ? undefined : JSON.parse(value) as Record<string, unknown>[];
-}
-
-async function linkNames(ns: TestNetns): Promise<string[]> {
-  return (await ns.links()).map((l) => l.ifname).sort();
 }
 
 Deno.test("daemon, Kubernetes mode: a cached ADD asks the API server only for the status write", async () => {
@@ -210,7 +147,7 @@ Deno.test("daemon, Kubernetes mode: a cached ADD asks the API server only for th
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
     const metrics = await untilMetrics(
-      k,
+      k.daemon,
       (text) =>
         metricValue(text, 'multus_daemon_events_total{result="sent"}') === 2 &&
         metricValue(text, "multus_daemon_event_queue_depth") === 0,
@@ -272,7 +209,7 @@ Deno.test("daemon, Kubernetes mode: a pod the cache has not seen yet, or has wit
     k.f.api.setWatchLatency(0);
     k.f.api.dropWatches("end");
     const old = await addPod(k, `again-${uniqueSuffix()}`);
-    await untilMetrics(k, (text) => metricValue(text, cached("pods")) === 2);
+    await untilMetrics(k.daemon, (text) => metricValue(text, cached("pods")) === 2);
     k.f.api.setWatchLatency(60_000);
     k.f.api.deletePod("default", old.name);
     const replaced = await addPod(k, old.name, { [NETWORKS]: "mv-a" });
@@ -309,7 +246,7 @@ Deno.test("daemon, Kubernetes mode: a NAD changed or created just now is what th
     macvlanNad(k, "mv-a", 13);
     const second = await addPod(k, `second-${uniqueSuffix()}`, { [NETWORKS]: "mv-a" });
     await untilMetrics(
-      k,
+      k.daemon,
       (text) =>
         metricValue(text, events("network-attachment-definitions")) === nadEvents + 1 &&
         metricValue(text, cached("pods")) === 2,
@@ -342,7 +279,7 @@ Deno.test("daemon, Kubernetes mode: a NAD changed or created just now is what th
 
     // A NAD that exists nowhere: one GET, the thin plugin's error, the warning event.
     const missing = await addPod(k, `missing-${uniqueSuffix()}`, { [NETWORKS]: "nope" });
-    await untilMetrics(k, (text) => metricValue(text, cached("pods")) === 4);
+    await untilMetrics(k.daemon, (text) => metricValue(text, cached("pods")) === 4);
     k.f.api.clearRequests();
     const failed = await shim(k, "ADD", missing);
     assert.notEqual(failed.code, 0);
@@ -388,7 +325,7 @@ Deno.test("daemon, Kubernetes mode: watches dropped, then expired (410): the cac
     k.f.api.setWatchLatency(0);
     k.f.api.dropWatches();
     const metrics = await untilMetrics(
-      k,
+      k.daemon,
       (text) =>
         metricValue(text, 'multus_daemon_cache_relists_total{resource="pods"}') >= 1 &&
         metricValue(
@@ -443,9 +380,7 @@ Deno.test("daemon, Kubernetes mode: where RBAC forbids patch, the status update 
       metadata: { name, namespace: "default", labels: { app: "web" } },
       spec: { nodeName: NODE_NAME, containers: [{ name: "web", image: "nginx" }] },
     });
-    const ns = await TestNetns.create();
-    k.namespaces.push(ns);
-    const pod = { name, uid: stored.metadata.uid!, ns, containerId: containerId() };
+    const pod = { name, uid: stored.metadata.uid!, ...await newSandbox(k) };
     await untilCached(k, { pods: 1, nads: 0 });
     k.f.api.forbid("patch", "pods/status");
     k.f.api.clearRequests();

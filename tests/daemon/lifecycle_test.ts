@@ -7,10 +7,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO_ROOT } from "../helpers/plugin_run.ts";
+import { exists } from "../../src/util/exists.ts";
 import {
   cniBody,
   containerId,
+  daemonRun,
   fallbackRecord,
   hold,
   makeNode,
@@ -22,15 +23,6 @@ import {
   stopDaemon,
   waitForStart,
 } from "./_helpers.ts";
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test("SIGTERM drains: the ADD in flight finishes, readyz is 500, new requests go to the shims, the socket is removed", async () => {
   const node = await makeNode();
@@ -87,7 +79,11 @@ Deno.test("SIGTERM drains: the ADD in flight finishes, readyz is 500, new reques
     const end = await daemon.exited;
     assert.equal(end.code, 0, end.stderr);
     assert.match(end.stderr, /stopped/);
-    assert.equal(await exists(node.socketPath), false, "the socket is removed");
+    assert.equal(
+      await exists(node.socketPath, { followLinks: false }),
+      false,
+      "the socket is removed",
+    );
 
     for (const pod of [slow, other]) {
       const del = await shimCall(node, "DEL", pod);
@@ -105,7 +101,11 @@ Deno.test("a stale socket left by a killed daemon is replaced at start", async (
   const first = await startDaemon(node);
   first.kill("SIGKILL");
   await first.exited;
-  assert.equal(await exists(node.socketPath), true, "SIGKILL leaves the socket file");
+  assert.equal(
+    await exists(node.socketPath, { followLinks: false }),
+    true,
+    "SIGKILL leaves the socket file",
+  );
   const second = await startDaemon(node);
   try {
     const ns = await podNetns(node);
@@ -156,19 +156,6 @@ Deno.test("a file in the socket's place that is not a socket stops the daemon wi
     await node.cleanup();
   }
 });
-
-async function daemonRun(args: string[]) {
-  const out = await new Deno.Command(join(REPO_ROOT, "scripts", "dev-multus"), {
-    args: ["daemon", ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 Deno.test("bad command lines and configurations stop the daemon naming the file and the key", async () => {
   const dir = await Deno.makeTempDir({ prefix: "multus-daemon-conf-" });

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { containerId, makeNode, podNetns, shimCall, startDaemon, stopDaemon } from "./_helpers.ts";
 import { resultCachePath } from "../../src/cni/result_cache.ts";
+import { exists } from "../../src/util/exists.ts";
 
 Deno.test("in the daemon, every line a request logs (delegate runs, a broken result cache on DEL) names its container and pod", async () => {
   const node = await makeNode();
@@ -55,10 +56,6 @@ function logText(size: number): string {
     length += line.length;
   }
   return lines.join("");
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.stat(path).then(() => true, () => false);
 }
 
 /** Waits for `done`; fails (instead of hanging) when it is not reached within two minutes. */

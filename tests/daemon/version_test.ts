@@ -4,20 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { REPO_ROOT } from "../helpers/plugin_run.ts";
-
-async function daemonRun(args: string[]) {
-  const out = await new Deno.Command(join(REPO_ROOT, "scripts", "dev-multus"), {
-    args: ["daemon", ...args],
-    stdin: "null",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+import { daemonRun } from "./_helpers.ts";
 
 Deno.test("daemon -version and --version print the version as Multus's multus-daemon does and exit 4", async () => {
   for (const flag of ["-version", "--version"]) {

@@ -6,10 +6,18 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO_ROOT, uniqueSuffix } from "../helpers/plugin_run.ts";
+import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { listFiles } from "../helpers/netns.ts";
 import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
 import { startKubeletServer, TEST_POD } from "./_kubelet.ts";
+import {
+  draRequests,
+  installSriovStandin,
+  resourceClaim,
+  resourceSlice as slice,
+  sriovCalls,
+  sriovNad,
+} from "./_dra.ts";
 
 const NODE = "node-1";
 const DRIVER = "sriovnetwork.example.com";
@@ -31,11 +39,7 @@ async function fixture(
   const env = await startK8sFixture({ clusterSubnet: "10.251.9" });
   const { root, api } = env;
   const record = join(root.dir, "sriov-calls.jsonl");
-  await Deno.copyFile(
-    join(REPO_ROOT, "tests", "nfv", "sriov_standin.sh"),
-    join(root.binDir, "sriov"),
-  );
-  await Deno.chmod(join(root.binDir, "sriov"), 0o755);
+  await installSriovStandin(root.binDir);
   const pod = api.setPod({
     metadata: {
       name: POD,
@@ -48,22 +52,9 @@ async function fixture(
   const nads: [string, string][] = [["dra-a", RESOURCE], ["dra-b", RESOURCE]];
   for (const extra of options.extraNads ?? []) nads.push([extra, "intel.com/sriov_a"]);
   for (const [name, resource] of nads) {
-    api.setNad({
-      metadata: {
-        name,
-        namespace: "nfv",
-        annotations: { "k8s.v1.cni.cncf.io/resourceName": resource },
-      },
-      spec: {
-        config: JSON.stringify({
-          cniVersion: "1.0.0",
-          type: "sriov",
-          vlan: 100,
-          recordFile: record,
-          capabilities: { deviceID: true },
-        }),
-      },
-    });
+    api.setNad(
+      sriovNad(name, resource, { vlan: 100, recordFile: record, capabilities: { deviceID: true } }),
+    );
   }
   // The node's slices: two VFs and a device without network attributes; another node's VF
   // with the same names must never be used.
@@ -90,48 +81,9 @@ async function fixture(
   };
 }
 
-function slice(
-  name: string,
-  nodeName: string,
-  driver: string,
-  devices: [string, Record<string, string>][],
-) {
-  return {
-    metadata: { name },
-    spec: {
-      driver,
-      nodeName,
-      pool: { name: nodeName, generation: 1, resourceSliceCount: 1 },
-      devices: devices.map(([device, attrs]) => ({
-        name: device,
-        attributes: Object.fromEntries(
-          Object.entries(attrs).map(([k, v]) => [`k8s.cni.cncf.io/${k}`, { string: v }]),
-        ),
-      })),
-    },
-  };
-}
-
 /** A claim allocated on NODE: results are [request, driver, device]. */
 function claim(name: string, results?: [string, string, string][]) {
-  return {
-    metadata: { name, namespace: "nfv" },
-    spec: { devices: { requests: [] } },
-    status: results
-      ? {
-        allocation: {
-          devices: {
-            results: results.map(([request, driver, device]) => ({
-              request,
-              driver,
-              pool: NODE,
-              device,
-            })),
-          },
-        },
-      }
-      : {},
-  };
+  return resourceClaim(name, NODE, results);
 }
 
 function claimStatus(...claims: string[]) {
@@ -154,22 +106,9 @@ function call(f: Fixture, command: string) {
 }
 
 async function deviceIds(f: Fixture, command = "ADD"): Promise<unknown[]> {
-  let text = "";
-  try {
-    text = await Deno.readTextFile(f.record);
-  } catch {
-    return [];
-  }
-  return text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l))
+  return (await sriovCalls(f.record))
     .filter((r) => r.command === command)
     .map((r) => [r.ifName, r.config.deviceID, r.config.runtimeConfig?.deviceID]);
-}
-
-/** The DRA requests the plugin sent: `get <path>` and `list <path>?<query>`. */
-function draRequests(f: Fixture): string[] {
-  return f.api.requests().filter((r) => r.path.startsWith("/apis/resource.k8s.io/")).map((r) =>
-    `${r.verb} ${r.path}${r.query ? `?${decodeURIComponent(r.query)}` : ""}`
-  );
 }
 
 async function assertNothingAttached(f: Fixture): Promise<void> {
@@ -203,7 +142,7 @@ Deno.test("two networks on one DRA resource get the claim's devices in allocatio
       "net1",
       "net2",
     ]);
-    assert.deepEqual(draRequests(f), [
+    assert.deepEqual(draRequests(f.api), [
       "get /apis/resource.k8s.io/v1/namespaces/nfv/resourceclaims/app-vfs-x7k2p",
       `list /apis/resource.k8s.io/v1/resourceslices?fieldSelector=spec.nodeName=${NODE},spec.driver=${DRIVER}`,
     ]);
@@ -256,7 +195,7 @@ Deno.test("a mixed pod: device-plugin networks get the kubelet's devices, DRA ne
       ["net2", "0000:81:00.2", "0000:81:00.2"],
     ]);
     assert.deepEqual((await kubelet.calls()).map((c) => c.method), ["Get"]);
-    assert.equal(draRequests(f).length, 2);
+    assert.equal(draRequests(f.api).length, 2);
   } finally {
     await kubelet.stop();
     await f.cleanup();
@@ -273,7 +212,7 @@ Deno.test("a device without the network attributes (a GPU in the same claim) is 
     assert.equal(add.code, 0, add.stdout + add.stderr);
     assert.deepEqual(await deviceIds(f), [["net1", "0000:81:00.3", "0000:81:00.3"]]);
     assert.equal(
-      draRequests(f).filter((r) => r.startsWith("list")).length,
+      draRequests(f.api).filter((r) => r.startsWith("list")).length,
       2,
       "one list per driver",
     );

@@ -7,10 +7,11 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO_ROOT, uniqueSuffix } from "../helpers/plugin_run.ts";
+import { uniqueSuffix } from "../helpers/plugin_run.ts";
 import { listFiles } from "../helpers/netns.ts";
 import { type K8sFixture, startK8sFixture } from "../helpers/k8s_fixture.ts";
 import { CHECKPOINT_POD_UID, checkpointText, startKubeletServer, TEST_POD } from "./_kubelet.ts";
+import { installSriovStandin, sriovCalls, sriovNad } from "./_dra.ts";
 
 const RESOURCE = "intel.com/sriov_a";
 
@@ -29,11 +30,7 @@ async function fixture(
   const { root, api } = env;
   const record = join(root.dir, "sriov-calls.jsonl");
   const devinfo = join(root.dir, "devinfo");
-  await Deno.copyFile(
-    join(REPO_ROOT, "tests", "nfv", "sriov_standin.sh"),
-    join(root.binDir, "sriov"),
-  );
-  await Deno.chmod(join(root.binDir, "sriov"), 0o755);
+  await installSriovStandin(root.binDir);
   const pod = api.setPod({
     metadata: {
       name: options.podName ?? TEST_POD.name,
@@ -48,22 +45,13 @@ async function fixture(
       {},
     ]] as const
   ) {
-    api.setNad({
-      metadata: {
-        name,
-        namespace: "nfv",
-        annotations: { "k8s.v1.cni.cncf.io/resourceName": options.nadResource ?? RESOURCE },
-      },
-      spec: {
-        config: JSON.stringify({
-          cniVersion: "1.0.0",
-          type: "sriov",
-          vlan: 100,
-          recordFile: record,
-          capabilities: caps,
-        }),
-      },
-    });
+    api.setNad(
+      sriovNad(name, options.nadResource ?? RESOURCE, {
+        vlan: 100,
+        recordFile: record,
+        capabilities: caps,
+      }),
+    );
   }
   const conf = env.multusConf({
     deviceInfoDir: devinfo,
@@ -90,16 +78,6 @@ function call(f: Fixture, command: string, podName = TEST_POD.name) {
   });
 }
 
-async function records(f: Fixture): Promise<Record<string, unknown>[]> {
-  try {
-    return (await Deno.readTextFile(f.record)).trim().split("\n").filter(Boolean).map((l) =>
-      JSON.parse(l)
-    );
-  } catch {
-    return [];
-  }
-}
-
 Deno.test("two networks on one resource get the pod's devices in order; device-info reaches network-status; DEL cleans up without the kubelet", async () => {
   const f = await fixture({ networks: "sriov-a-1,sriov-a-2" });
   const kubelet = await startKubeletServer(f.root.dir, { pods: [TEST_POD] });
@@ -122,7 +100,7 @@ Deno.test("two networks on one resource get the pod's devices in order; device-i
       "net2",
     ]);
 
-    const adds = (await records(f)).filter((r) => r.command === "ADD");
+    const adds = (await sriovCalls(f.record)).filter((r) => r.command === "ADD");
     assert.equal(adds.length, 2);
     const [first, second] = adds.map((r) => r.config as Record<string, unknown>);
     assert.equal(first.deviceID, "0000:03:02.3");
@@ -156,7 +134,7 @@ Deno.test("two networks on one resource get the pod's devices in order; device-i
     assert.deepEqual(await listFiles(join(f.devinfo, "cni")), [], "device-info files removed");
     assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
     assert.deepEqual(await listFiles(f.root.cniDir), []);
-    const dels = (await records(f)).filter((r) => r.command === "DEL");
+    const dels = (await sriovCalls(f.record)).filter((r) => r.command === "DEL");
     assert.deepEqual(dels.map((r) => (r.config as Record<string, unknown>).deviceID), [
       "0000:03:02.0",
       "0000:03:02.3",
@@ -178,7 +156,7 @@ Deno.test("a pod with no device of the resource fails clearly before anything is
     assert.match(String(add.json!.msg), /intel\.com\/not_allocated/);
     assert.match(String(add.json!.msg), /nfv\/dpdk-app/);
     assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
-    assert.deepEqual(await records(f), [], "the delegate never ran");
+    assert.deepEqual(await sriovCalls(f.record), [], "the delegate never ran");
     assert.deepEqual(await listFiles(f.root.cniDir), []);
   } finally {
     await kubelet.stop();
@@ -196,7 +174,7 @@ Deno.test("without the kubelet socket the device-plugin checkpoint file is used"
     await Deno.writeTextFile(f.conf.deviceCheckpointFile as string, checkpointText());
     const add = await call(f, "ADD");
     assert.equal(add.code, 0, add.stdout + add.stderr);
-    const adds = (await records(f)).filter((r) => r.command === "ADD");
+    const adds = (await sriovCalls(f.record)).filter((r) => r.command === "ADD");
     assert.equal((adds[0].config as Record<string, unknown>).deviceID, "0000:03:02.3");
     assert.equal((await call(f, "DEL")).code, 0);
     assert.deepEqual((await f.ns.links()).map((l) => l.ifname), ["lo"]);
