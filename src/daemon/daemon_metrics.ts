@@ -97,6 +97,21 @@ export class DaemonMetrics {
         collect: (g) => g.set({}, Deno.memoryUsage().rss),
       }),
     );
+    r.register(
+      new Gauge(
+        "process_heap_bytes",
+        "JavaScript heap in bytes: used and total (V8's heap), external (buffers outside it)",
+        {
+          labels: ["kind"],
+          collect: (g) => {
+            const usage = Deno.memoryUsage();
+            g.set({ kind: "used" }, usage.heapUsed);
+            g.set({ kind: "total" }, usage.heapTotal);
+            g.set({ kind: "external" }, usage.external);
+          },
+        },
+      ),
+    );
   }
 }
 

@@ -1119,25 +1119,43 @@ async function* readUntilAborted(
   signal: AbortSignal,
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const reader = body.getReader();
-  let onAbort = () => {};
-  const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-  });
-  aborted.catch(() => {});
-  signal.addEventListener("abort", onAbort, { once: true });
-  if (signal.aborted) onAbort();
   try {
     for (;;) {
-      const read = reader.read();
-      read.catch(() => {}); // may settle after the abort, with nobody left to hear it
-      const { done, value } = await Promise.race([read, aborted]);
+      const { done, value } = await readOrAbort(reader, signal);
       if (done) return;
       yield value;
     }
   } finally {
-    signal.removeEventListener("abort", onAbort);
     reader.cancel().catch(() => {});
   }
+}
+
+/**
+ * One read, rejected with the signal's reason if it aborts first. Each read has its own
+ * abort listener, removed once the read settles: racing every read against one promise that
+ * lives as long as the watch would leave a reaction on that promise per read, each holding
+ * its chunk (a 64 KiB buffer), until the watch ends.
+ */
+function readOrAbort(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  signal: AbortSignal,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    // The read may settle after the abort, with nobody left to hear it.
+    reader.read().then((result) => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(result);
+    }, (err) => {
+      signal.removeEventListener("abort", onAbort);
+      reject(err);
+    });
+  });
 }
 
 const WATCH_EVENT_TYPES = new Set(["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"]);
