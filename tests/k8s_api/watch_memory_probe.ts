@@ -6,10 +6,10 @@
  * collection, once after the first events and once after all, with the watch still open.
  */
 
-import { startTestApiServer } from "../../tests/k8s_api/server.ts";
-import { KubeClient } from "./client.ts";
-import { loadKubeconfig } from "./kubeconfig.ts";
-import { POD_RESOURCE } from "./types.ts";
+import { startTestApiServer } from "./server.ts";
+import { KubeClient } from "../../src/k8s/client.ts";
+import { loadKubeconfig } from "../../src/k8s/kubeconfig.ts";
+import { POD_RESOURCE } from "../../src/k8s/types.ts";
 
 const count = Number(Deno.args[0] ?? "400");
 const gc = (globalThis as unknown as { gc?: () => void }).gc;
@@ -33,7 +33,9 @@ try {
     if (next.done) throw new Error(`the watch ended after ${i} events`);
     if (i === 9) baseline = external();
   }
-  console.log(JSON.stringify({ baseline, after: external() }));
+  Deno.stdout.writeSync(
+    new TextEncoder().encode(JSON.stringify({ baseline, after: external() }) + "\n"),
+  );
   await events.return?.(undefined); // ends the watch (and its idle timer)
 } finally {
   controller.abort();

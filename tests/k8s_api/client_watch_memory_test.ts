@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 // collectable once consumed, not held until the watch ends. Measured in a child process
 // that can force a full garbage collection; external memory counts the body buffers.
 Deno.test("KubeClient.watch() keeps no event's buffer once it is consumed", async () => {
-  const probe = fileURLToPath(new URL("./_watch_memory_probe.ts", import.meta.url));
+  const probe = fileURLToPath(new URL("./watch_memory_probe.ts", import.meta.url));
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", "--allow-all", "--v8-flags=--expose-gc", probe, "400"],
     stdout: "piped",
