@@ -24,6 +24,8 @@ import {
   uniqueSuffix,
 } from "../tests/helpers/plugin_run.ts";
 import { deleteHostLink, HostVeth, sh, TestNetns } from "../tests/helpers/netns.ts";
+import { unpackGoPeers } from "../tests/helpers/go_peers.ts";
+import { bundle } from "./_bundled_bench.ts";
 import { startTestApiServer, type TestApiServer } from "../tests/k8s_api/server.ts";
 import { realisticNad, realisticPod } from "../tests/helpers/realistic_objects.ts";
 import { cancellableDeadline, unixHttpRequest } from "../src/util/unix_http.ts";
@@ -412,60 +414,14 @@ async function makeMountPoint(path: string): Promise<void> {
   });
 }
 
-/** The bundled program (what `deno compile --bundle` embeds) and a launcher for it. */
-async function bundle(dir: string): Promise<string> {
-  const out = join(dir, "multus.js");
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "deno", "--minify", "-o", out, "src/main.ts"],
-    cwd: REPO_ROOT,
-    stderr: "piped",
-  }).output();
-  if (!built.success) throw new Error(new TextDecoder().decode(built.stderr));
-  const flags = (await Deno.readTextFile(join(REPO_ROOT, "scripts", "permission_flags"))).trim();
-  const launcher = join(dir, "multus");
-  await Deno.writeTextFile(
-    launcher,
-    `#!/bin/sh\nDENO_NO_UPDATE_CHECK=1 exec "${Deno.execPath()}" run --quiet --no-config ${flags} "${out}" "$@"\n`,
-  );
-  await Deno.chmod(launcher, 0o755);
-  await Deno.symlink(launcher, join(dir, "multus-shim"));
-  return launcher;
-}
-
-/** Go's binaries, unpacked into the work dir. */
-async function unpackPeers(work: string): Promise<string> {
-  const candidates = [
-    Deno.env.get("MULTUS_PEERS_DIR"),
-    join(REPO_ROOT, "..", "shared", "peers"),
-    "/work/shared/peers",
-  ].filter((d): d is string => !!d);
-  for (const dir of candidates) {
-    try {
-      await Deno.stat(join(dir, "unpack"));
-    } catch {
-      continue;
-    }
-    const target = join(work, "peers");
-    const out = await new Deno.Command(join(dir, "unpack"), {
-      args: [target],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      throw new Error(`${dir}/unpack failed: ${new TextDecoder().decode(out.stderr)}`);
-    }
-    return target;
-  }
-  throw new Error(`no Go Multus peers in ${candidates.join(", ")} (set MULTUS_PEERS_DIR)`);
-}
-
 async function setup(): Promise<Bench> {
   const work = await Deno.makeTempDir({ prefix: "multus-bench-peers-" });
   cleanups.push(() => Deno.remove(work, { recursive: true }));
-  const peers = await unpackPeers(work);
+  const unpacked = await unpackGoPeers(join(work, "peers"));
+  if (typeof unpacked !== "string") throw new Error(unpacked.missing);
+  const peers = unpacked;
   const oursDir = join(work, "ours");
-  await Deno.mkdir(oursDir);
-  const ours = await bundle(oursDir);
+  const ours = await bundle(REPO_ROOT, oursDir);
   const api = await startTestApiServer();
   cleanups.push(() => api.close());
   const veth = await HostVeth.create();

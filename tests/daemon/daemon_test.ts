@@ -5,9 +5,9 @@
  */
 
 import assert from "node:assert/strict";
+import { unpackGoPeers } from "../helpers/go_peers.ts";
 import { join } from "node:path";
 import { listFiles } from "../helpers/netns.ts";
-import { REPO_ROOT } from "../helpers/plugin_run.ts";
 import {
   cniBody,
   containerId,
@@ -268,34 +268,7 @@ Deno.test("the daemon runs a Kubernetes-mode request itself: a kubeconfig it can
   }
 });
 
-/** Go Multus v4.0.2's binaries: unpacked from the shared peers, if they can be found. */
-async function goMultusPeers(): Promise<string | { missing: string }> {
-  const candidates = [
-    Deno.env.get("MULTUS_PEERS_DIR"),
-    join(REPO_ROOT, "..", "shared", "peers"),
-    "/work/shared/peers",
-  ].filter((d): d is string => !!d);
-  for (const dir of candidates) {
-    try {
-      await Deno.stat(join(dir, "unpack"));
-    } catch {
-      continue;
-    }
-    const target = await Deno.makeTempDir({ prefix: "multus-peers-" });
-    const out = await new Deno.Command(join(dir, "unpack"), {
-      args: [target],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    if (!out.success) {
-      return { missing: `${dir}/unpack failed: ${new TextDecoder().decode(out.stderr)}` };
-    }
-    return target;
-  }
-  return { missing: `no Go Multus peers in ${candidates.join(", ")} (set MULTUS_PEERS_DIR)` };
-}
-
-const peers = await goMultusPeers();
+const peers = await unpackGoPeers(await Deno.makeTempDir({ prefix: "multus-peers-" }));
 const skipPeers = typeof peers !== "string" && Deno.env.get("CI") !== undefined;
 if (skipPeers) {
   Deno.stderr.writeSync(
